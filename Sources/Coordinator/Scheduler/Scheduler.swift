@@ -1,0 +1,101 @@
+import Shared
+
+/// One scheduling decision.
+struct Assignment: Sendable, Hashable {
+  var jobID: Int64
+  var workerID: String
+  var gpuIndices: [Int]
+}
+
+/// Matches queued jobs to workers. Pure: given the queue, the jobs and the workers'
+/// capacities, it returns assignments; the core applies them.
+///
+/// Policy: jobs are served by priority, then FIFO. A job that fits no worker now does
+/// not block the jobs behind it (backfill): the scan moves on. Among workers a job
+/// fits, the tightest fit on VRAM wins, then the least loaded, then the name, so the
+/// choice is deterministic.
+enum Scheduler {
+  static func plan(
+    queue: JobQueue, jobs: [Int64: LiveJob], capacities: [String: WorkerCapacity],
+    names: [String: String]
+  ) -> [Assignment] {
+    var capacities = capacities
+    var result: [Assignment] = []
+    var freeSlots = capacities.values.reduce(0) { $0 + max(0, $1.freeSlots) }
+    // Requirements already found not to fit anywhere in this pass; with 100,000 jobs
+    // of a few shapes queued, each shape is tried once, not once per job.
+    var unplaceable: Set<Requirements> = []
+    for key in queue.keys {
+      if freeSlots == 0 { break }
+      guard let job = jobs[key.id], !unplaceable.contains(job.requirements) else { continue }
+      var best: (id: String, placement: Placement, load: Int)?
+      for (workerID, capacity) in capacities where capacity.freeSlots > 0 {
+        guard case .success(let placement) = Matching.place(job.requirements, on: capacity) else { continue }
+        let load = -capacity.freeSlots
+        if let current = best {
+          let a = (placement.vramSlack, load, names[workerID] ?? workerID)
+          let b = (current.placement.vramSlack, current.load, names[current.id] ?? current.id)
+          if a >= b { continue }
+        }
+        best = (workerID, placement, load)
+      }
+      guard let best else {
+        unplaceable.insert(job.requirements)
+        continue
+      }
+      result.append(Assignment(jobID: job.id, workerID: best.id, gpuIndices: best.placement.gpuIndices))
+      capacities[best.id]!.freeSlots -= 1
+      capacities[best.id]!.reservedGPUIndices.formUnion(best.placement.gpuIndices)
+      capacities[best.id]!.diskFree -= job.requirements.disk ?? 0
+      freeSlots -= 1
+    }
+    return result
+  }
+
+  /// One line saying why a queued job waits, for `status`.
+  static func waitReason(
+    for requirements: Requirements, workers: [WorkerRecord]
+  ) -> String {
+    let online = workers.filter(\.online)
+    guard !online.isEmpty else { return "no worker is online" }
+    let usable = online.filter { !$0.drained }
+    guard !usable.isEmpty else { return "every online worker is drained" }
+    var busy: [String] = []
+    var reasons: [(WorkerRecord, MismatchReason)] = []
+    for worker in usable {
+      var capacity = worker.capacity
+      // Ask whether it could ever fit: ignore what running jobs hold.
+      capacity.freeSlots = max(1, capacity.freeSlots)
+      capacity.reservedGPUIndices = []
+      capacity.diskFree = worker.advert.diskFree
+      switch Matching.place(requirements, on: capacity) {
+      case .success: busy.append(worker.advert.name)
+      case .failure(let reason): reasons.append((worker, reason))
+      }
+    }
+    if !busy.isEmpty {
+      return "waiting for a free slot on \(busy.sorted().joined(separator: ", "))"
+    }
+    let need = "needs \(requirements.summary)"
+    if requirements.effectiveGPUCount > 0 {
+      let best = usable.flatMap { w in w.advert.gpus.map { (w.advert.name, $0) } }
+        .filter { requirements.gpuVendor == nil || $0.1.vendor == requirements.gpuVendor }
+        .max { $0.1.vramFree < $1.1.vramFree }
+      if let best {
+        return "\(need); best online: \(best.0), \(ByteSize(bytes: best.1.vramFree).decimalDescription)"
+      }
+      return "\(need); no online worker has a\(requirements.gpuVendor == nil ? "" : " matching") GPU"
+    }
+    if let (worker, reason) = reasons.first {
+      switch reason {
+      case .tooLittleDisk(let free):
+        return "\(need); most disk free: \(worker.advert.name), \(ByteSize(bytes: free))"
+      case .missingLabel(let label): return "\(need); no online worker has label \(label)"
+      case .tooLittleMemory(let total):
+        return "\(need); \(worker.advert.name) has \(ByteSize(bytes: total)) memory"
+      default: break
+      }
+    }
+    return need
+  }
+}

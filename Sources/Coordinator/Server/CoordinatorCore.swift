@@ -1,0 +1,514 @@
+import Shared
+
+/// The coordinator's state machine: messages and the clock in, store changes and
+/// messages out. It owns no socket, database or clock, so tests drive it directly and
+/// a simulator can replay it with faults injected.
+struct CoordinatorCore: Sendable {
+  let settings: CoordinatorSettings
+  private(set) var workers = WorkerRegistry()
+  private(set) var jobs: [Int64: LiveJob] = [:]
+  private(set) var queue = JobQueue()
+  private(set) var nextJobID: Int64
+  /// Per job: the attempt whose log is being written and how far it is stored.
+  private(set) var logCursors: [Int64: LogCursor] = [:]
+  private var actions: [CoordinatorAction] = []
+
+  struct LogCursor: Sendable, Hashable {
+    var attempt: Int
+    /// Last worker-assigned sequence number stored for `attempt`.
+    var workerSeq: Int
+    /// Last job-wide sequence number stored.
+    var jobSeq: Int
+  }
+
+  init(settings: CoordinatorSettings, nextJobID: Int64 = 1) {
+    self.settings = settings
+    self.nextJobID = nextJobID
+  }
+
+  /// Returns and clears what the inputs so far asked for.
+  mutating func takeActions() -> [CoordinatorAction] {
+    defer { actions.removeAll(keepingCapacity: true) }
+    return actions
+  }
+
+  // MARK: Recovery
+
+  /// Loads a job that was not final when the coordinator stopped. Assigned and running
+  /// jobs stay with their worker: if it re-registers in time with the attempt they
+  /// continue, otherwise the liveness check requeues them.
+  mutating func restore(job: LiveJob, cursor: LogCursor?) {
+    jobs[job.id] = job
+    if job.state == .queued { queue.insert(job.queueKey) }
+    if let cursor { logCursors[job.id] = cursor }
+    nextJobID = max(nextJobID, job.id + 1)
+  }
+
+  mutating func restore(worker advert: WorkerAdvert, drained: Bool, lastSeen: Double, now: Double) {
+    // Until it speaks again we cannot route to it, but we remember its jobs' holdings
+    // and give it one liveness window to come back.
+    var record = WorkerRecord(advert: advert, peer: [], lastSeen: now, online: true, drained: drained)
+    for job in jobs.values where job.workerID == advert.id && job.state.isActive {
+      record.holdings[job.ref] = Holding(
+        gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
+    }
+    workers[advert.id] = record
+  }
+
+  mutating func noteIssuedID(_ id: Int64) { nextJobID = max(nextJobID, id + 1) }
+
+  // MARK: Client requests
+
+  mutating func submit(
+    peer: [UInt8], request: SubmitRequest, bundleHash: String, bundle: [UInt8], now: Double
+  ) {
+    let indices: [Int?] = request.arrayIndices.map { $0.map(Optional.some) } ?? [nil]
+    var rows: [NewJobRow] = []
+    for index in indices {
+      let id = nextJobID
+      nextJobID += 1
+      var args = request.args
+      var name = request.name
+      if let index {
+        var object = args.objectValue ?? JSONObject()
+        object["index"] = .number(Double(index))
+        args = .object(object)
+        name = "\(request.name)[\(index)]"
+      }
+      rows.append(
+        NewJobRow(
+          id: id, name: name, priority: request.priority, retries: request.retries, entry: request.entry,
+          args: args, requirements: request.requirements, artifacts: request.artifacts,
+          timeoutSeconds: request.timeoutSeconds, submittedAt: now))
+      let job = LiveJob(
+        id: id, name: name, priority: request.priority, requirements: request.requirements, attempt: 0,
+        retries: request.retries, failures: 0, lostCount: 0, state: .queued, workerID: nil,
+        submittedAt: now, timeoutSeconds: request.timeoutSeconds)
+      jobs[id] = job
+      queue.insert(job.queueKey)
+    }
+    actions.append(.store(.insertJobs(rows, bundleHash: bundleHash, bundle: bundle)))
+    let ids = rows.map { String($0.id) }
+    reply(peer, requestID: request.requestID, SubmitReply(id: ids[0], ids: ids))
+  }
+
+  mutating func cancel(peer: [UInt8], request: CancelRequest, now: Double) {
+    var cancelled: [String] = []
+    var alreadyFinal: [String] = []
+    for text in request.jobIDs {
+      guard let id = Int64(text), var job = jobs[id], !job.state.isFinal else {
+        alreadyFinal.append(text)
+        continue
+      }
+      cancelled.append(text)
+      switch job.state {
+      case .queued:
+        queue.remove(job.queueKey)
+        job.state = .cancelled
+        jobs[id] = job
+        actions.append(
+          .store(
+            .jobFinished(
+              id: id, attempt: job.attempt, state: .cancelled, exitCode: nil,
+              error: "cancelled before it started", locals: nil, at: now)))
+        jobs[id] = nil
+      default:
+        job.cancelRequested = true
+        jobs[id] = job
+        if let workerID = job.workerID, let worker = workers[workerID], worker.online {
+          send(
+            worker.peer, .stop,
+            StopMessage(jobID: text, attempt: job.attempt, reason: "cancelled", stale: false))
+        } else {
+          finish(
+            id: id, state: .cancelled, exitCode: nil, error: "cancelled (its worker is offline)", now: now)
+        }
+      }
+    }
+    reply(peer, requestID: request.requestID, CancelReply(cancelled: cancelled, alreadyFinal: alreadyFinal))
+  }
+
+  mutating func setDrained(peer: [UInt8], request: DrainRequest, drained: Bool, now: Double) {
+    guard var worker = workers.find(request.worker) else {
+      fail(peer, requestID: request.requestID, "no worker named '\(request.worker)'; see `pinpool workers`")
+      return
+    }
+    worker.drained = drained
+    workers[worker.advert.id] = worker
+    actions.append(
+      .store(
+        .workerState(id: worker.advert.id, state: worker.state, drained: drained, lastSeen: worker.lastSeen)))
+    reply(peer, requestID: request.requestID, worker.view())
+  }
+
+  // MARK: Worker messages
+
+  mutating func register(peer: [UInt8], message: RegisterMessage, now: Double) {
+    let advert = message.worker
+    var record =
+      workers[advert.id]
+      ?? WorkerRecord(advert: advert, peer: peer, lastSeen: now, online: true, drained: false)
+    record.advert = advert
+    record.peer = peer
+    record.lastSeen = now
+    record.online = true
+    let reported = Set(message.activeAttempts)
+    var stop: [AttemptRef] = []
+    for ref in message.activeAttempts {
+      guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
+        job.workerID == advert.id, job.state.isActive
+      else {
+        stop.append(ref)
+        continue
+      }
+      record.holdings[ref] = Holding(
+        gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
+    }
+    workers[advert.id] = record
+    actions.append(.store(.upsertWorker(advert, state: record.state, drained: record.drained, lastSeen: now)))
+    // Jobs we placed on this worker that it no longer runs were lost with its
+    // previous process (a crash or a reboot).
+    for job in jobs.values
+    where job.workerID == advert.id && job.state.isActive && !reported.contains(job.ref) {
+      lose(jobID: job.id, reason: "worker \(advert.name) restarted without it", now: now)
+    }
+    // Holdings of attempts that ended while we could not hear about their cleanup
+    // are released: the worker no longer has their workspace open.
+    if var current = workers[advert.id] {
+      current.holdings = current.holdings.filter { reported.contains($0.key) }
+      workers[advert.id] = current
+    }
+    send(
+      peer, .registered,
+      RegisteredMessage(
+        heartbeatInterval: settings.heartbeatInterval, liveness: settings.liveness, stopAttempts: stop))
+  }
+
+  mutating func heartbeat(peer: [UInt8], message: HeartbeatMessage, now: Double) {
+    guard var worker = workers[message.workerID] else {
+      send(
+        peer, .reregister,
+        ReregisterMessage(reason: "the coordinator does not know worker \(message.workerID)"))
+      return
+    }
+    let wasOffline = !worker.online
+    worker.peer = peer
+    worker.lastSeen = now
+    if let gpus = message.gpus { worker.advert.gpus = gpus }
+    if let disk = message.diskFree { worker.advert.diskFree = disk }
+    if wasOffline {
+      // It was declared dead and its jobs moved on; it must register again so it
+      // learns which of its attempts to stop.
+      workers[message.workerID] = worker
+      send(peer, .reregister, ReregisterMessage(reason: "the worker was offline; its jobs were requeued"))
+      return
+    }
+    workers[message.workerID] = worker
+    send(peer, .heartbeat, HeartbeatMessage(workerID: message.workerID))
+  }
+
+  /// Looks up the worker a message claims to come from; unknown workers are asked to
+  /// register, so after a coordinator restart they resync by themselves.
+  private mutating func knownWorker(_ workerID: String, peer: [UInt8], now: Double) -> WorkerRecord? {
+    guard var worker = workers[workerID], worker.online else {
+      send(peer, .reregister, ReregisterMessage(reason: "the coordinator does not know worker \(workerID)"))
+      return nil
+    }
+    worker.peer = peer
+    worker.lastSeen = now
+    workers[workerID] = worker
+    return worker
+  }
+
+  /// The job a message is about, if that attempt is the current one. A message from a
+  /// replaced attempt is refused and its worker told to stop it.
+  private mutating func currentJob(_ jobID: String, attempt: Int, peer: [UInt8]) -> LiveJob? {
+    guard let id = Int64(jobID), let job = jobs[id] else { return nil }
+    guard job.attempt == attempt else {
+      if attempt < job.attempt {
+        send(
+          peer, .stop,
+          StopMessage(
+            jobID: jobID, attempt: attempt,
+            reason: "attempt \(attempt) was replaced by attempt \(job.attempt)",
+            stale: true))
+      }
+      return nil
+    }
+    return job
+  }
+
+  mutating func logBatch(peer: [UInt8], message: LogBatchMessage, now: Double) {
+    guard knownWorker(message.workerID, peer: peer, now: now) != nil else { return }
+    guard let id = Int64(message.jobID) else { return }
+    let ack = message.lines.map(\.seq).max() ?? 0
+    guard let job = jobs[id] else {
+      // A job that is final and fully cleaned up: everything of it was stored when it
+      // ended; acknowledge so the worker can forget the lines.
+      send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: ack))
+      return
+    }
+    guard job.attempt == message.attempt else {
+      if message.attempt < job.attempt {
+        send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: ack))
+        send(
+          peer, .stop,
+          StopMessage(
+            jobID: message.jobID, attempt: message.attempt, reason: "attempt was replaced", stale: true))
+      }
+      return
+    }
+    var cursor = logCursors[id] ?? LogCursor(attempt: message.attempt, workerSeq: 0, jobSeq: 0)
+    if cursor.attempt != message.attempt {
+      cursor = LogCursor(attempt: message.attempt, workerSeq: 0, jobSeq: cursor.jobSeq)
+    }
+    // Lines arrive in order per attempt; a resend after a reconnect repeats a prefix
+    // we already hold, which is dropped here, so each line is stored exactly once.
+    let fresh = message.lines.filter { $0.seq > cursor.workerSeq }.sorted { $0.seq < $1.seq }
+    if !fresh.isEmpty {
+      actions.append(
+        .store(.appendLogs(jobID: id, attempt: message.attempt, firstJobSeq: cursor.jobSeq + 1, lines: fresh))
+      )
+      cursor.workerSeq = fresh.last!.seq
+      cursor.jobSeq += fresh.count
+      logCursors[id] = cursor
+    }
+    send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: cursor.workerSeq))
+  }
+
+  mutating func progress(peer: [UInt8], message: ProgressMessage, now: Double) {
+    guard knownWorker(message.workerID, peer: peer, now: now) != nil,
+      var job = currentJob(message.jobID, attempt: message.attempt, peer: peer), job.state.isActive
+    else { return }
+    var newState: JobState?
+    if message.state != job.state, message.state == .running || message.state == .serving {
+      newState = message.state
+      if job.startedAt == nil { job.startedAt = now }
+      job.state = message.state
+      jobs[job.id] = job
+    }
+    actions.append(
+      .store(
+        .jobProgress(
+          id: job.id, state: newState, stepIndex: message.stepIndex, stepCount: message.stepCount,
+          locals: message.locals, at: now)))
+    if let note = message.notification { actions.append(.store(.jobNotification(id: job.id, text: note))) }
+  }
+
+  mutating func finished(peer: [UInt8], message: FinishedMessage, now: Double) {
+    guard knownWorker(message.workerID, peer: peer, now: now) != nil else { return }
+    defer {
+      send(
+        peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished))
+    }
+    guard let job = currentJob(message.jobID, attempt: message.attempt, peer: peer), job.state.isActive else {
+      return
+    }
+    var state = message.state
+    var error = message.error
+    if job.timedOut, state != .succeeded {
+      state = .failed
+      error = "timed out after \(Int(job.timeoutSeconds ?? 0)) s"
+    } else if job.cancelRequested {
+      state = .cancelled
+    }
+    if state == .failed, job.failures < job.retries, !job.cancelRequested {
+      // The script failed but the job has retries left: a new attempt, queued again.
+      markHoldingInactive(job)
+      requeue(
+        jobID: job.id, failures: job.failures + 1, lostCount: job.lostCount, ended: .failed,
+        reason: error ?? "failed", now: now)
+      return
+    }
+    markHoldingInactive(job)
+    finish(
+      id: job.id, state: state, exitCode: message.exitCode, error: error, locals: message.locals, now: now)
+  }
+
+  mutating func cleanup(peer: [UInt8], message: CleanupMessage, now: Double) {
+    guard var worker = knownWorker(message.workerID, peer: peer, now: now) else { return }
+    let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
+    worker.holdings[ref] = nil
+    worker.advert.diskFree = message.diskFreeAfter
+    workers[message.workerID] = worker
+    if let id = Int64(message.jobID) {
+      actions.append(
+        .store(
+          .jobCleanup(
+            id: id, attempt: message.attempt, state: message.state, bytesFreed: message.bytesFreed,
+            diskFreeAfter: message.diskFreeAfter, reason: message.reason)))
+      if let job = jobs[id], job.state.isFinal, job.attempt == message.attempt {
+        jobs[id] = nil
+        logCursors[id] = nil
+      }
+    }
+    send(peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .cleanup))
+  }
+
+  // MARK: Time
+
+  /// Declares silent workers offline (their jobs become lost and are requeued) and
+  /// stops jobs past their timeout.
+  mutating func tick(now: Double) {
+    for workerID in workers.silent(now: now, window: settings.livenessWindow) {
+      guard var worker = workers[workerID] else { continue }
+      worker.online = false
+      let lostRefs = worker.holdings.filter(\.value.active).map(\.key)
+      worker.holdings = [:]
+      workers[workerID] = worker
+      actions.append(
+        .store(
+          .workerState(id: workerID, state: .offline, drained: worker.drained, lastSeen: worker.lastSeen)))
+      for ref in lostRefs {
+        guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt, job.state.isActive
+        else { continue }
+        lose(
+          jobID: id,
+          reason: "worker \(worker.advert.name) missed heartbeats for \(Int(settings.livenessWindow)) s",
+          now: now)
+      }
+    }
+    for var job in jobs.values where job.state.isActive && !job.timedOut {
+      guard let limit = job.timeoutSeconds, let started = job.startedAt, now - started > limit else {
+        continue
+      }
+      job.timedOut = true
+      jobs[job.id] = job
+      if let workerID = job.workerID, let worker = workers[workerID], worker.online {
+        send(
+          worker.peer, .stop,
+          StopMessage(
+            jobID: job.idText, attempt: job.attempt, reason: "timed out after \(Int(limit)) s", stale: false))
+      }
+    }
+  }
+
+  /// Assigns whatever fits now.
+  mutating func schedule(now: Double) {
+    guard !queue.isEmpty else { return }
+    var capacities: [String: WorkerCapacity] = [:]
+    var names: [String: String] = [:]
+    for worker in workers.online where !worker.drained && !worker.peer.isEmpty {
+      capacities[worker.advert.id] = worker.capacity
+      names[worker.advert.id] = worker.advert.name
+    }
+    guard capacities.values.contains(where: { $0.freeSlots > 0 }) else { return }
+    for assignment in Scheduler.plan(queue: queue, jobs: jobs, capacities: capacities, names: names) {
+      guard var job = jobs[assignment.jobID], var worker = workers[assignment.workerID] else { continue }
+      queue.remove(job.queueKey)
+      job.attempt += 1
+      job.state = .assigned
+      job.workerID = worker.advert.id
+      job.gpuIndices = assignment.gpuIndices
+      job.startedAt = nil
+      jobs[job.id] = job
+      worker.holdings[job.ref] = Holding(
+        gpuIndices: assignment.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
+      workers[worker.advert.id] = worker
+      actions.append(
+        .store(
+          .jobAssigned(
+            id: job.id, attempt: job.attempt, workerID: worker.advert.id, workerName: worker.advert.name,
+            gpus: assignment.gpuIndices, at: now)))
+      actions.append(
+        .assign(peer: worker.peer, jobID: job.id, attempt: job.attempt, gpuIndices: assignment.gpuIndices))
+    }
+  }
+
+  // MARK: Queries (read-only)
+
+  func waitReason(jobID: Int64) -> String? {
+    guard let job = jobs[jobID], job.state == .queued else { return nil }
+    return Scheduler.waitReason(for: job.requirements, workers: Array(workers.workers.values))
+  }
+
+  func workerViews() -> [WorkerView] { workers.sortedViews() }
+
+  func logCursor(jobID: Int64) -> LogCursor? { logCursors[jobID] }
+
+  // MARK: Transitions
+
+  private mutating func markHoldingInactive(_ job: LiveJob) {
+    guard let workerID = job.workerID, var worker = workers[workerID] else { return }
+    worker.holdings[job.ref]?.active = false
+    workers[workerID] = worker
+  }
+
+  private mutating func finish(
+    id: Int64, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue? = nil, now: Double
+  ) {
+    guard var job = jobs[id] else { return }
+    job.state = state
+    jobs[id] = job
+    actions.append(
+      .store(
+        .jobFinished(
+          id: id, attempt: job.attempt, state: state, exitCode: exitCode, error: error, locals: locals,
+          at: now)))
+    // Keep the job while its worker still owes us the cleanup report; a job that
+    // never reached a worker has nothing to clean.
+    let holding = job.workerID.flatMap { workers[$0]?.holdings[job.ref] }
+    if holding == nil {
+      jobs[id] = nil
+      logCursors[id] = nil
+    }
+  }
+
+  private mutating func lose(jobID: Int64, reason: String, now: Double) {
+    guard let job = jobs[jobID] else { return }
+    if let workerID = job.workerID, var worker = workers[workerID] {
+      worker.holdings[job.ref] = nil
+      workers[workerID] = worker
+    }
+    actions.append(
+      .store(.attemptEnded(id: jobID, attempt: job.attempt, state: .lost, error: reason, at: now)))
+    if job.cancelRequested {
+      finish(id: jobID, state: .cancelled, exitCode: nil, error: "cancelled; \(reason)", now: now)
+    } else if job.lostCount < settings.maxLostRequeues {
+      requeue(
+        jobID: jobID, failures: job.failures, lostCount: job.lostCount + 1, ended: .lost, reason: reason,
+        now: now)
+    } else {
+      finish(
+        id: jobID, state: .failed, exitCode: nil,
+        error: "lost \(job.lostCount + 1) times (\(reason)); giving up", now: now)
+    }
+  }
+
+  private mutating func requeue(
+    jobID: Int64, failures: Int, lostCount: Int, ended: JobState, reason: String, now: Double
+  ) {
+    guard var job = jobs[jobID] else { return }
+    actions.append(
+      .store(.attemptEnded(id: jobID, attempt: job.attempt, state: ended, error: reason, at: now)))
+    job.state = .queued
+    job.failures = failures
+    job.lostCount = lostCount
+    job.workerID = nil
+    job.gpuIndices = []
+    job.startedAt = nil
+    job.timedOut = false
+    jobs[jobID] = job
+    queue.insert(job.queueKey)
+    actions.append(
+      .store(
+        .jobRequeued(
+          id: jobID, attempt: job.attempt, failures: failures, lostCount: lostCount, reason: reason, at: now))
+    )
+  }
+
+  // MARK: Sending
+
+  private mutating func send<H: Encodable>(_ peer: [UInt8], _ type: MessageType, _ header: H) {
+    guard !peer.isEmpty else { return }
+    actions.append(.send(peer: peer, WireEnvelope(type, header)))
+  }
+
+  private mutating func reply<R: Codable & Sendable>(_ peer: [UInt8], requestID: String, _ result: R) {
+    send(peer, .reply, Reply(requestID: requestID, result: result))
+  }
+
+  private mutating func fail(_ peer: [UInt8], requestID: String?, _ message: String) {
+    send(peer, .error, ErrorReply(requestID: requestID, message: message))
+  }
+}

@@ -1,0 +1,428 @@
+import Foundation
+import GRDB
+import Shared
+
+/// The durable queue: jobs, their logs, bundles and workers in one SQLite file in WAL
+/// mode. Used from the coordinator's loop thread only; every batch of changes is one
+/// transaction, fsynced before any reply about it leaves.
+final class JobStore {
+  let path: String
+  private let db: DatabaseQueue
+  private var bundleCache: [String: Data] = [:]
+
+  init(directory: String) throws(StoreError) {
+    do {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    } catch {
+      throw .open(path: directory, detail: error.localizedDescription)
+    }
+    path = (directory as NSString).appendingPathComponent("pinpool.sqlite")
+    var config = Configuration()
+    config.prepareDatabase { db in
+      try db.execute(sql: "PRAGMA journal_mode = WAL")
+      try db.execute(sql: "PRAGMA synchronous = FULL")
+    }
+    config.busyMode = .timeout(5)
+    do {
+      db = try DatabaseQueue(path: path, configuration: config)
+      try Self.migrator.migrate(db)
+    } catch {
+      throw .open(path: path, detail: "\(error)")
+    }
+  }
+
+  private static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE bundles (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
+          CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            retries INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            lost_count INTEGER NOT NULL DEFAULT 0,
+            entry TEXT NOT NULL,
+            args TEXT NOT NULL,
+            requirements TEXT NOT NULL,
+            artifacts TEXT NOT NULL,
+            timeout REAL,
+            bundle_hash TEXT NOT NULL REFERENCES bundles(hash),
+            worker_id TEXT,
+            worker_name TEXT,
+            gpus TEXT NOT NULL DEFAULT '[]',
+            exit_code INTEGER,
+            error TEXT,
+            locals TEXT NOT NULL DEFAULT '{}',
+            notifications TEXT NOT NULL DEFAULT '[]',
+            step_index INTEGER NOT NULL DEFAULT 0,
+            step_count INTEGER NOT NULL DEFAULT 0,
+            cleanup_state TEXT NOT NULL DEFAULT 'none',
+            bytes_freed INTEGER,
+            disk_free_after INTEGER,
+            cleanup_reason TEXT,
+            submitted_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL
+          );
+          CREATE INDEX jobs_by_state ON jobs(state);
+          CREATE TABLE attempts (
+            job_id INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            worker_id TEXT NOT NULL,
+            worker_name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            error TEXT,
+            assigned_at REAL NOT NULL,
+            ended_at REAL,
+            PRIMARY KEY (job_id, attempt)
+          ) WITHOUT ROWID;
+          CREATE TABLE logs (
+            job_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            wseq INTEGER NOT NULL,
+            stream TEXT NOT NULL,
+            time REAL NOT NULL,
+            line TEXT NOT NULL,
+            PRIMARY KEY (job_id, seq)
+          ) WITHOUT ROWID;
+          CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            advert TEXT NOT NULL,
+            state TEXT NOT NULL,
+            drained INTEGER NOT NULL DEFAULT 0,
+            last_seen REAL NOT NULL
+          );
+          """)
+    }
+    return migrator
+  }
+
+  // MARK: Writing
+
+  func apply(_ changes: [StoreChange]) throws(StoreError) {
+    guard !changes.isEmpty else { return }
+    do {
+      try db.inTransaction { db in
+        for change in changes { try self.apply(change, db) }
+        return .commit
+      }
+    } catch {
+      throw .write(detail: "\(error)")
+    }
+  }
+
+  private func json<T: Encodable>(_ value: T) -> String {
+    (try? String(decoding: WireCoding.encoder.encode(value), as: UTF8.self)) ?? "null"
+  }
+
+  private func apply(_ change: StoreChange, _ db: Database) throws {
+    switch change {
+    case .insertJobs(let rows, let hash, let bundle):
+      try db.execute(
+        sql: "INSERT OR IGNORE INTO bundles (hash, data) VALUES (?, ?)", arguments: [hash, Data(bundle)])
+      let statement = try db.cachedStatement(
+        sql: """
+          INSERT INTO jobs (id, name, state, priority, retries, entry, args, requirements, artifacts,
+            timeout, bundle_hash, submitted_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          """)
+      let requirements = rows.first.map { json($0.requirements) } ?? "{}"
+      let artifacts = rows.first.map { json($0.artifacts) } ?? "[]"
+      for row in rows {
+        try statement.execute(arguments: [
+          row.id, row.name, row.priority, row.retries, row.entry, row.args.serialized(), requirements,
+          artifacts, row.timeoutSeconds, hash, row.submittedAt,
+        ])
+      }
+    case .jobAssigned(let id, let attempt, let workerID, let workerName, let gpus, let at):
+      try db.cachedStatement(
+        sql: """
+          UPDATE jobs SET state = 'assigned', attempt = ?, worker_id = ?, worker_name = ?, gpus = ?,
+            step_index = 0, step_count = 0, exit_code = NULL, error = NULL, started_at = NULL,
+            cleanup_state = 'none', bytes_freed = NULL WHERE id = ?
+          """
+      ).execute(arguments: [attempt, workerID, workerName, json(gpus), id])
+      try db.cachedStatement(
+        sql: """
+          INSERT OR REPLACE INTO attempts (job_id, attempt, worker_id, worker_name, state, assigned_at)
+          VALUES (?, ?, ?, ?, 'assigned', ?)
+          """
+      ).execute(arguments: [id, attempt, workerID, workerName, at])
+    case .jobProgress(let id, let state, let stepIndex, let stepCount, let locals, let at):
+      if let state {
+        try db.cachedStatement(
+          sql: "UPDATE jobs SET state = ?, started_at = COALESCE(started_at, ?) WHERE id = ?"
+        ).execute(arguments: [state.rawValue, at, id])
+      }
+      try db.cachedStatement(sql: "UPDATE jobs SET step_index = ?, step_count = ? WHERE id = ?")
+        .execute(arguments: [stepIndex, stepCount, id])
+      if let locals {
+        try db.cachedStatement(sql: "UPDATE jobs SET locals = ? WHERE id = ?")
+          .execute(arguments: [locals.serialized(), id])
+      }
+    case .jobNotification(let id, let text):
+      let current = try String.fetchOne(
+        db, sql: "SELECT notifications FROM jobs WHERE id = ?", arguments: [id])
+      var list = (current.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }) ?? []
+      list.append(text)
+      try db.execute(sql: "UPDATE jobs SET notifications = ? WHERE id = ?", arguments: [json(list), id])
+    case .jobFinished(let id, let attempt, let state, let exitCode, let error, let locals, let at):
+      try db.cachedStatement(
+        sql: """
+          UPDATE jobs SET state = ?, exit_code = ?, error = ?, finished_at = ?,
+            cleanup_state = CASE WHEN worker_id IS NULL OR cleanup_state = 'done' THEN cleanup_state
+              ELSE 'pending' END
+          WHERE id = ?
+          """
+      ).execute(arguments: [state.rawValue, exitCode.map { Int64($0) }, error, at, id])
+      if let locals {
+        try db.execute(sql: "UPDATE jobs SET locals = ? WHERE id = ?", arguments: [locals.serialized(), id])
+      }
+      try db.cachedStatement(
+        sql: "UPDATE attempts SET state = ?, error = ?, ended_at = ? WHERE job_id = ? AND attempt = ?"
+      ).execute(arguments: [state.rawValue, error, at, id, attempt])
+    case .jobRequeued(let id, _, let failures, let lostCount, let reason, _):
+      try db.execute(
+        sql: """
+          UPDATE jobs SET state = 'queued', failures = ?, lost_count = ?, worker_id = NULL, worker_name = NULL,
+            gpus = '[]', error = ?, started_at = NULL WHERE id = ?
+          """, arguments: [failures, lostCount, "requeued: \(reason)", id])
+    case .attemptEnded(let id, let attempt, let state, let error, let at):
+      try db.execute(
+        sql: "UPDATE attempts SET state = ?, error = ?, ended_at = ? WHERE job_id = ? AND attempt = ?",
+        arguments: [state.rawValue, error, at, id, attempt])
+    case .jobCleanup(let id, let attempt, let state, let bytesFreed, let diskFreeAfter, let reason):
+      try db.cachedStatement(
+        sql: """
+          UPDATE jobs SET cleanup_state = ?, bytes_freed = ?, disk_free_after = ?, cleanup_reason = ?
+          WHERE id = ? AND attempt = ?
+          """
+      ).execute(arguments: [state.rawValue, bytesFreed, diskFreeAfter, reason, id, attempt])
+    case .appendLogs(let jobID, let attempt, let firstJobSeq, let lines):
+      let statement = try db.cachedStatement(
+        sql:
+          "INSERT OR IGNORE INTO logs (job_id, seq, attempt, wseq, stream, time, line) VALUES (?, ?, ?, ?, ?, ?, ?)"
+      )
+      for (offset, line) in lines.enumerated() {
+        try statement.execute(arguments: [
+          jobID, firstJobSeq + offset, attempt, line.seq, line.stream.rawValue, line.time, line.line,
+        ])
+      }
+    case .upsertWorker(let advert, let state, let drained, let lastSeen):
+      try db.cachedStatement(
+        sql: """
+          INSERT INTO workers (id, name, advert, state, drained, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+          ON CONFLICT(id) DO UPDATE SET name = excluded.name, advert = excluded.advert, state = excluded.state,
+            last_seen = excluded.last_seen
+          """
+      ).execute(arguments: [advert.id, advert.name, json(advert), state.rawValue, drained, lastSeen])
+    case .workerState(let id, let state, let drained, let lastSeen):
+      try db.cachedStatement(sql: "UPDATE workers SET state = ?, drained = ?, last_seen = ? WHERE id = ?")
+        .execute(arguments: [state.rawValue, drained, lastSeen, id])
+    }
+  }
+
+  // MARK: Reading
+
+  private static let jobColumns = """
+    id, name, state, priority, attempt, retries, failures, lost_count, requirements, timeout, worker_id,
+    worker_name, gpus, exit_code, error, locals, notifications, step_index, step_count, cleanup_state,
+    bytes_freed, disk_free_after, cleanup_reason, submitted_at, started_at, finished_at
+    """
+
+  func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    do {
+      return try db.read(body)
+    } catch {
+      throw .read(detail: "\(error)")
+    }
+  }
+
+  func maxJobID() throws(StoreError) -> Int64 {
+    try read { try Int64.fetchOne($0, sql: "SELECT MAX(id) FROM jobs") ?? 0 }
+  }
+
+  /// Jobs the core must act on after a restart: not final, or final with cleanup
+  /// still owed by their worker.
+  func liveJobs() throws(StoreError) -> [(LiveJob, CoordinatorCore.LogCursor?)] {
+    try read { db in
+      let rows = try Row.fetchAll(
+        db,
+        sql: """
+          SELECT \(Self.jobColumns) FROM jobs
+          WHERE state IN ('queued', 'assigned', 'running', 'serving') ORDER BY id
+          """)
+      return try rows.map { row in
+        let job = self.liveJob(row)
+        let cursorRow = try Row.fetchOne(
+          db,
+          sql: """
+            SELECT MAX(seq) AS jobSeq, (SELECT MAX(wseq) FROM logs WHERE job_id = ? AND attempt = ?) AS workerSeq
+            FROM logs WHERE job_id = ?
+            """, arguments: [job.id, job.attempt, job.id])
+        let jobSeq: Int? = cursorRow?["jobSeq"]
+        let workerSeq: Int? = cursorRow?["workerSeq"]
+        let cursor = jobSeq.map {
+          CoordinatorCore.LogCursor(attempt: job.attempt, workerSeq: workerSeq ?? 0, jobSeq: $0)
+        }
+        return (job, cursor)
+      }
+    }
+  }
+
+  func workers() throws(StoreError) -> [(WorkerAdvert, Bool, Double, WorkerState)] {
+    try read { db in
+      try Row.fetchAll(db, sql: "SELECT advert, drained, last_seen, state FROM workers").compactMap { row in
+        let text: String = row["advert"]
+        guard let advert = try? JSONDecoder().decode(WorkerAdvert.self, from: Data(text.utf8)) else {
+          return nil
+        }
+        let state = WorkerState(rawValue: row["state"]) ?? .offline
+        return (advert, row["drained"], row["last_seen"], state)
+      }
+    }
+  }
+
+  private func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+    guard let text else { return nil }
+    return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
+  }
+
+  private func liveJob(_ row: Row) -> LiveJob {
+    LiveJob(
+      id: row["id"], name: row["name"], priority: row["priority"],
+      requirements: decode(Requirements.self, row["requirements"]) ?? Requirements(),
+      attempt: row["attempt"], retries: row["retries"], failures: row["failures"],
+      lostCount: row["lost_count"],
+      state: JobState(rawValue: row["state"]) ?? .queued, workerID: row["worker_id"],
+      gpuIndices: decode([Int].self, row["gpus"]) ?? [], submittedAt: row["submitted_at"],
+      startedAt: row["started_at"], timeoutSeconds: row["timeout"])
+  }
+
+  private func jobView(_ row: Row, waitReason: (Int64) -> String?) -> JobView {
+    let id: Int64 = row["id"]
+    let state = JobState(rawValue: row["state"]) ?? .queued
+    let exitCode: Int64? = row["exit_code"]
+    let submitted: Double = row["submitted_at"]
+    let started: Double? = row["started_at"]
+    let finished: Double? = row["finished_at"]
+    return JobView(
+      id: String(id), name: row["name"], state: state, attempt: row["attempt"], worker: row["worker_name"],
+      exitCode: exitCode.map { Int32(truncatingIfNeeded: $0) }, error: row["error"],
+      locals: decode(JSONValue.self, row["locals"]) ?? .object(JSONObject()),
+      step: StepView(index: row["step_index"], count: row["step_count"]),
+      cleanup: CleanupView(
+        state: CleanupState(rawValue: row["cleanup_state"]) ?? .none, bytesFreed: row["bytes_freed"],
+        diskFreeAfter: row["disk_free_after"], reason: row["cleanup_reason"]),
+      submittedAt: Timestamp.iso(submitted), startedAt: started.map(Timestamp.iso),
+      finishedAt: finished.map(Timestamp.iso), priority: row["priority"],
+      requirements: decode(Requirements.self, row["requirements"]) ?? Requirements(),
+      gpus: decode([Int].self, row["gpus"]) ?? [],
+      waitReason: state == .queued ? waitReason(id) : nil,
+      notifications: decode([String].self, row["notifications"]) ?? [])
+  }
+
+  func job(_ id: Int64, waitReason: (Int64) -> String?) throws(StoreError) -> JobView? {
+    try read { db in
+      try Row.fetchOne(db, sql: "SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", arguments: [id])
+        .map { self.jobView($0, waitReason: waitReason) }
+    }
+  }
+
+  func jobs(state: JobState?, worker: String?, limit: Int, waitReason: (Int64) -> String?) throws(StoreError)
+    -> [JobView]
+  {
+    var conditions: [String] = []
+    var arguments: StatementArguments = []
+    if let state {
+      conditions.append("state = ?")
+      _ = arguments.append(contentsOf: [state.rawValue])
+    }
+    if let worker {
+      conditions.append("(worker_name = ? OR worker_id = ?)")
+      _ = arguments.append(contentsOf: [worker, worker])
+    }
+    let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+    _ = arguments.append(contentsOf: [limit])
+    return try read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT * FROM (SELECT \(Self.jobColumns) FROM jobs \(whereClause) ORDER BY id DESC LIMIT ?)
+          ORDER BY id
+          """,
+        arguments: arguments
+      ).map { self.jobView($0, waitReason: waitReason) }
+    }
+  }
+
+  func logs(jobID: Int64, since: Int, limit: Int) throws(StoreError) -> [LogLineView] {
+    try read { db in
+      try Row.fetchAll(
+        db,
+        sql:
+          "SELECT seq, stream, time, line, attempt FROM logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        arguments: [jobID, since, limit]
+      ).map { row in
+        LogLineView(
+          seq: row["seq"], stream: LogStream(rawValue: row["stream"]) ?? .stdout,
+          time: Timestamp.iso(row["time"]),
+          line: row["line"], attempt: row["attempt"])
+      }
+    }
+  }
+
+  /// The job's script and bundle for an `assign` message. Bundles are shared by the
+  /// jobs of an array, so the last few are kept in memory.
+  func assignment(jobID: Int64, attempt: Int, gpuIndices: [Int]) throws(StoreError) -> (AssignedJob, Data)? {
+    try read { db in
+      guard
+        let row = try Row.fetchOne(
+          db,
+          sql:
+            "SELECT name, entry, args, requirements, artifacts, timeout, bundle_hash FROM jobs WHERE id = ?",
+          arguments: [jobID])
+      else { return nil }
+      let hash: String = row["bundle_hash"]
+      let bundle: Data
+      if let cached = bundleCache[hash] {
+        bundle = cached
+      } else {
+        bundle =
+          try Data.fetchOne(db, sql: "SELECT data FROM bundles WHERE hash = ?", arguments: [hash]) ?? Data()
+        if bundleCache.count > 16 { bundleCache.removeAll() }
+        bundleCache[hash] = bundle
+      }
+      let job = AssignedJob(
+        jobID: String(jobID), attempt: attempt, name: row["name"], entry: row["entry"],
+        args: decode(JSONValue.self, row["args"]) ?? .object(JSONObject()), gpuIndices: gpuIndices,
+        requirements: decode(Requirements.self, row["requirements"]) ?? Requirements(),
+        timeoutSeconds: row["timeout"], artifacts: decode([String].self, row["artifacts"]) ?? [])
+      return (job, bundle)
+    }
+  }
+
+  func jobExists(_ id: Int64) throws(StoreError) -> Bool {
+    try read { try Bool.fetchOne($0, sql: "SELECT 1 FROM jobs WHERE id = ?", arguments: [id]) ?? false }
+  }
+}
+
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+  case open(path: String, detail: String)
+  case write(detail: String)
+  case read(detail: String)
+
+  public var description: String {
+    switch self {
+    case .open(let path, let detail): "cannot open the job store at \(path): \(detail)"
+    case .write(let detail): "writing to the job store failed: \(detail)"
+    case .read(let detail): "reading the job store failed: \(detail)"
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import Shared
+
+/// A row the core wants written. The shell applies every change of one batch of
+/// messages in one transaction, and sends the batch's replies only after it commits:
+/// an id is never returned for a job that is not on disk.
+enum StoreChange: Sendable {
+  case insertJobs([NewJobRow], bundleHash: String, bundle: [UInt8])
+  case jobAssigned(id: Int64, attempt: Int, workerID: String, workerName: String, gpus: [Int], at: Double)
+  case jobProgress(
+    id: Int64, state: JobState?, stepIndex: Int, stepCount: Int, locals: JSONValue?, at: Double)
+  case jobNotification(id: Int64, text: String)
+  case jobFinished(
+    id: Int64, attempt: Int, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?, at: Double
+  )
+  case jobRequeued(id: Int64, attempt: Int, failures: Int, lostCount: Int, reason: String, at: Double)
+  case attemptEnded(id: Int64, attempt: Int, state: JobState, error: String?, at: Double)
+  case jobCleanup(
+    id: Int64, attempt: Int, state: CleanupState, bytesFreed: Int64?, diskFreeAfter: Int64?, reason: String?)
+  case appendLogs(jobID: Int64, attempt: Int, firstJobSeq: Int, lines: [LogLine])
+  case upsertWorker(WorkerAdvert, state: WorkerState, drained: Bool, lastSeen: Double)
+  case workerState(id: String, state: WorkerState, drained: Bool, lastSeen: Double)
+}
+
+struct NewJobRow: Sendable {
+  var id: Int64
+  var name: String
+  var priority: Int
+  var retries: Int
+  var entry: String
+  var args: JSONValue
+  var requirements: Requirements
+  var artifacts: [String]
+  var timeoutSeconds: Double?
+  var submittedAt: Double
+}

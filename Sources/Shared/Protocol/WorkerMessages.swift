@@ -1,0 +1,273 @@
+/// Messages between a worker and the coordinator. Every message about a job names its
+/// attempt, so the coordinator can refuse one from an attempt that was replaced.
+
+public struct AttemptRef: Sendable, Hashable, Codable, CustomStringConvertible {
+  public var jobID: String
+  public var attempt: Int
+  public init(jobID: String, attempt: Int) {
+    self.jobID = jobID
+    self.attempt = attempt
+  }
+  public var description: String { "\(jobID)#\(attempt)" }
+}
+
+public struct HostInfo: Sendable, Hashable, Codable {
+  public var cpuCores: Int
+  public var memoryTotal: Int64
+  public var platform: String
+  public var arch: String
+  public var hostname: String
+
+  public init(cpuCores: Int, memoryTotal: Int64, platform: String, arch: String, hostname: String) {
+    self.cpuCores = cpuCores
+    self.memoryTotal = memoryTotal
+    self.platform = platform
+    self.arch = arch
+    self.hostname = hostname
+  }
+}
+
+public struct WorkerAdvert: Sendable, Hashable, Codable {
+  public var id: String
+  public var name: String
+  public var host: HostInfo
+  public var gpus: [GPU]
+  public var diskFree: Int64
+  public var slots: Int
+  public var labels: [String: String]
+
+  public init(
+    id: String, name: String, host: HostInfo, gpus: [GPU], diskFree: Int64, slots: Int,
+    labels: [String: String]
+  ) {
+    self.id = id
+    self.name = name
+    self.host = host
+    self.gpus = gpus
+    self.diskFree = diskFree
+    self.slots = slots
+    self.labels = labels
+  }
+}
+
+public struct RegisterMessage: Sendable, Codable {
+  public var worker: WorkerAdvert
+  /// Attempts the worker is still running (after a reconnect), so the coordinator
+  /// can let current ones continue and stop stale ones.
+  public var activeAttempts: [AttemptRef]
+  public init(worker: WorkerAdvert, activeAttempts: [AttemptRef]) {
+    self.worker = worker
+    self.activeAttempts = activeAttempts
+  }
+}
+
+public struct RegisteredMessage: Sendable, Codable {
+  public var heartbeatInterval: Double
+  public var liveness: Int
+  public var stopAttempts: [AttemptRef]
+  public init(heartbeatInterval: Double, liveness: Int, stopAttempts: [AttemptRef]) {
+    self.heartbeatInterval = heartbeatInterval
+    self.liveness = liveness
+    self.stopAttempts = stopAttempts
+  }
+}
+
+public struct HeartbeatMessage: Sendable, Codable {
+  public var workerID: String
+  /// Re-advertised free VRAM and disk, so the scheduler matches on what is really free.
+  public var gpus: [GPU]?
+  public var diskFree: Int64?
+  public init(workerID: String, gpus: [GPU]? = nil, diskFree: Int64? = nil) {
+    self.workerID = workerID
+    self.gpus = gpus
+    self.diskFree = diskFree
+  }
+}
+
+/// Sent to a worker that speaks as if registered while the coordinator does not
+/// know it (the coordinator restarted).
+public struct ReregisterMessage: Sendable, Codable {
+  public var reason: String
+  public init(reason: String) { self.reason = reason }
+}
+
+public struct AssignedJob: Sendable, Hashable, Codable {
+  public var jobID: String
+  public var attempt: Int
+  public var name: String
+  public var entry: String
+  public var args: JSONValue
+  public var gpuIndices: [Int]
+  public var requirements: Requirements
+  public var timeoutSeconds: Double?
+  public var artifacts: [String]
+
+  public init(
+    jobID: String, attempt: Int, name: String, entry: String, args: JSONValue, gpuIndices: [Int],
+    requirements: Requirements, timeoutSeconds: Double?, artifacts: [String]
+  ) {
+    self.jobID = jobID
+    self.attempt = attempt
+    self.name = name
+    self.entry = entry
+    self.args = args
+    self.gpuIndices = gpuIndices
+    self.requirements = requirements
+    self.timeoutSeconds = timeoutSeconds
+    self.artifacts = artifacts
+  }
+
+  public var ref: AttemptRef { AttemptRef(jobID: jobID, attempt: attempt) }
+}
+
+/// `assign` carries the bundle as its one payload frame.
+public struct AssignMessage: Sendable, Codable {
+  public var job: AssignedJob
+  public init(job: AssignedJob) { self.job = job }
+}
+
+public enum LogStream: String, Sendable, Codable {
+  case stdout, stderr
+  /// Lines the worker itself adds: step headers, warnings, the failure reason.
+  case pinpool
+}
+
+public struct LogLine: Sendable, Hashable, Codable {
+  /// Per-attempt sequence number, from 1, assigned by the worker.
+  public var seq: Int
+  public var stream: LogStream
+  /// Seconds since 1970.
+  public var time: Double
+  public var line: String
+  public init(seq: Int, stream: LogStream, time: Double, line: String) {
+    self.seq = seq
+    self.stream = stream
+    self.time = time
+    self.line = line
+  }
+}
+
+public struct LogBatchMessage: Sendable, Codable {
+  public var workerID: String
+  public var jobID: String
+  public var attempt: Int
+  public var lines: [LogLine]
+  public init(workerID: String, jobID: String, attempt: Int, lines: [LogLine]) {
+    self.workerID = workerID
+    self.jobID = jobID
+    self.attempt = attempt
+    self.lines = lines
+  }
+}
+
+/// Every line up to and including `upTo` is durably stored.
+public struct LogAckMessage: Sendable, Codable {
+  public var jobID: String
+  public var attempt: Int
+  public var upTo: Int
+  public init(jobID: String, attempt: Int, upTo: Int) {
+    self.jobID = jobID
+    self.attempt = attempt
+    self.upTo = upTo
+  }
+}
+
+public struct ProgressMessage: Sendable, Codable {
+  public var workerID: String
+  public var jobID: String
+  public var attempt: Int
+  /// `running`, or `serving` once a daemon script reached its last step.
+  public var state: JobState
+  public var stepIndex: Int
+  public var stepCount: Int
+  public var locals: JSONValue?
+  public var notification: String?
+  public init(
+    workerID: String, jobID: String, attempt: Int, state: JobState, stepIndex: Int, stepCount: Int,
+    locals: JSONValue? = nil, notification: String? = nil
+  ) {
+    self.workerID = workerID
+    self.jobID = jobID
+    self.attempt = attempt
+    self.state = state
+    self.stepIndex = stepIndex
+    self.stepCount = stepCount
+    self.locals = locals
+    self.notification = notification
+  }
+}
+
+public struct FinishedMessage: Sendable, Codable {
+  public var workerID: String
+  public var jobID: String
+  public var attempt: Int
+  public var state: JobState
+  public var exitCode: Int32?
+  public var error: String?
+  public var locals: JSONValue?
+  /// The last log sequence number of the attempt, so the coordinator knows when it
+  /// holds the complete log.
+  public var lastLogSeq: Int
+  public init(
+    workerID: String, jobID: String, attempt: Int, state: JobState, exitCode: Int32?, error: String?,
+    locals: JSONValue?, lastLogSeq: Int
+  ) {
+    self.workerID = workerID
+    self.jobID = jobID
+    self.attempt = attempt
+    self.state = state
+    self.exitCode = exitCode
+    self.error = error
+    self.locals = locals
+    self.lastLogSeq = lastLogSeq
+  }
+}
+
+public struct CleanupMessage: Sendable, Codable {
+  public var workerID: String
+  public var jobID: String
+  public var attempt: Int
+  public var state: CleanupState
+  public var bytesFreed: Int64
+  public var diskFreeAfter: Int64
+  public var reason: String?
+  public init(
+    workerID: String, jobID: String, attempt: Int, state: CleanupState, bytesFreed: Int64,
+    diskFreeAfter: Int64, reason: String?
+  ) {
+    self.workerID = workerID
+    self.jobID = jobID
+    self.attempt = attempt
+    self.state = state
+    self.bytesFreed = bytesFreed
+    self.diskFreeAfter = diskFreeAfter
+    self.reason = reason
+  }
+}
+
+public struct ReportAckMessage: Sendable, Codable {
+  public enum Kind: String, Sendable, Codable { case finished, cleanup }
+  public var jobID: String
+  public var attempt: Int
+  public var kind: Kind
+  public init(jobID: String, attempt: Int, kind: Kind) {
+    self.jobID = jobID
+    self.attempt = attempt
+    self.kind = kind
+  }
+}
+
+/// Tells a worker to end an attempt: cancelled, timed out, or replaced by a newer one.
+public struct StopMessage: Sendable, Codable {
+  public var jobID: String
+  public var attempt: Int
+  public var reason: String
+  /// The attempt is stale: the worker must not report a result for it, only clean up.
+  public var stale: Bool
+  public init(jobID: String, attempt: Int, reason: String, stale: Bool) {
+    self.jobID = jobID
+    self.attempt = attempt
+    self.reason = reason
+    self.stale = stale
+  }
+}

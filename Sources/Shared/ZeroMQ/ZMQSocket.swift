@@ -1,0 +1,127 @@
+import CZeroMQ
+import Foundation
+
+/// A libzmq socket. Not thread-safe: it must be created, used and closed on one thread,
+/// which is what `SocketLoop` guarantees for long-lived sockets.
+public final class ZMQSocket {
+  public enum Kind: Sendable {
+    case router, dealer, pair
+
+    var raw: Int32 {
+      switch self {
+      case .router: ZMQ_ROUTER
+      case .dealer: ZMQ_DEALER
+      case .pair: ZMQ_PAIR
+      }
+    }
+  }
+
+  let handle: UnsafeMutableRawPointer
+  private var closed = false
+
+  public init(context: ZMQContext, kind: Kind) throws(ZMQError) {
+    guard let handle = zmq_socket(context.handle, kind.raw) else { throw ZMQError("zmq_socket") }
+    self.handle = handle
+    // Shutdown must never hang on a peer that went away: give pending sends a
+    // moment, then drop them. Anything that must survive is persisted and resent.
+    try setOption(ZMQ_LINGER, Int32(200))
+  }
+
+  deinit { close() }
+
+  public func close() {
+    guard !closed else { return }
+    closed = true
+    zmq_close(handle)
+  }
+
+  public func setOption(_ option: Int32, _ value: Int32) throws(ZMQError) {
+    var v = value
+    guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else {
+      throw ZMQError("zmq_setsockopt(\(option))")
+    }
+  }
+
+  public func setOption64(_ option: Int32, _ value: Int64) throws(ZMQError) {
+    var v = value
+    guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else {
+      throw ZMQError("zmq_setsockopt(\(option))")
+    }
+  }
+
+  public func setOption(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
+    let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+    guard rc == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
+  }
+
+  public func setOption(_ option: Int32, string: String) throws(ZMQError) {
+    try setOption(option, bytes: Array(string.utf8))
+  }
+
+  public func bind(_ endpoint: String) throws(ZMQError) {
+    guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError("bind \(endpoint)") }
+  }
+
+  public func connect(_ endpoint: String) throws(ZMQError) {
+    guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError("connect \(endpoint)") }
+  }
+
+  /// The endpoint actually bound, useful after binding `tcp://127.0.0.1:*`.
+  public var lastEndpoint: String? {
+    var buffer = [CChar](repeating: 0, count: 512)
+    var size = buffer.count
+    guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return nil }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  /// Sends all frames as one multipart message. Returns false when the socket cannot
+  /// take the message now (high-water mark) and nothing was queued; libzmq makes a
+  /// multipart message atomic, so once the first frame is accepted the rest are too.
+  @discardableResult
+  public func send(_ frames: [Data], dontWait: Bool = true) throws(ZMQError) -> Bool {
+    precondition(!frames.isEmpty, "a message has at least one frame")
+    for (index, frame) in frames.enumerated() {
+      var flags: Int32 = dontWait ? ZMQ_DONTWAIT : 0
+      if index < frames.count - 1 { flags |= ZMQ_SNDMORE }
+      while true {
+        let rc = frame.withUnsafeBytes { raw in
+          zmq_send(handle, raw.baseAddress, raw.count, flags)
+        }
+        if rc >= 0 { break }
+        let error = ZMQError("zmq_send")
+        if error.isInterrupted { continue }
+        if error.isAgain, index == 0 { return false }
+        // EHOSTUNREACH from a ROUTER with mandatory routing: the peer is gone.
+        throw error
+      }
+    }
+    return true
+  }
+
+  /// Receives one whole multipart message, or nil when none is waiting. Each frame is
+  /// copied out of its `zmq_msg_t` and "more" is read before the message is closed.
+  public func receive(dontWait: Bool = true) throws(ZMQError) -> [Data]? {
+    var frames: [Data] = []
+    while true {
+      var message = zmq_msg_t()
+      zmq_msg_init(&message)
+      let rc = zmq_msg_recv(&message, handle, dontWait && frames.isEmpty ? ZMQ_DONTWAIT : 0)
+      if rc < 0 {
+        let error = ZMQError("zmq_msg_recv")
+        zmq_msg_close(&message)
+        if error.isInterrupted { continue }
+        if error.isAgain, frames.isEmpty { return nil }
+        throw error
+      }
+      let size = zmq_msg_size(&message)
+      if size == 0 {
+        frames.append(Data())
+      } else {
+        frames.append(Data(bytes: zmq_msg_data(&message), count: size))
+      }
+      let more = zmq_msg_more(&message) != 0
+      zmq_msg_close(&message)
+      if !more { return frames }
+    }
+  }
+}

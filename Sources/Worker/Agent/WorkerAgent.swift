@@ -1,0 +1,294 @@
+import CZeroMQ
+import Foundation
+import Logging
+import Shared
+
+public struct WorkerConfiguration: Sendable {
+  public var coordinator: String
+  public var root: String
+  public var name: String?
+  public var labels: [String: String] = [:]
+  public var slots: Int = 1
+  /// `vendor:model:vram` declarations; when empty the GPUs are probed.
+  public var declaredGPUs: [GPU]?
+  public var passEnvironment: [String] = []
+  public var shellOptions = ShellOptions()
+
+  public init(coordinator: String, root: String) {
+    self.coordinator = coordinator
+    self.root = root
+  }
+}
+
+/// The stable identity a worker keeps across restarts, in `ROOT/worker.json`, so the
+/// coordinator recognises it and can reconcile its jobs.
+struct WorkerIdentity: Codable {
+  var id: String
+  var name: String
+
+  static func load(root: String, name: String?) throws -> WorkerIdentity {
+    let path = root + "/worker.json"
+    if let data = FileManager.default.contents(atPath: path),
+      var identity = try? JSONDecoder().decode(WorkerIdentity.self, from: data)
+    {
+      if let name, name != identity.name {
+        identity.name = name
+        try JSONEncoder().encode(identity).write(to: URL(fileURLWithPath: path), options: .atomic)
+      }
+      return identity
+    }
+    let identity = WorkerIdentity(
+      id: "w-" + UUID().uuidString.lowercased().prefix(12),
+      name: name ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "worker")
+    try JSONEncoder().encode(identity).write(to: URL(fileURLWithPath: path), options: .atomic)
+    return identity
+  }
+}
+
+/// What the worker would advertise, for `pinpool worker --probe`.
+public enum WorkerProbe {
+  public static func advert(configuration: WorkerConfiguration) async throws -> (WorkerAdvert, [String]) {
+    try FileManager.default.createDirectory(atPath: configuration.root, withIntermediateDirectories: true)
+    let identity = try WorkerIdentity.load(root: configuration.root, name: configuration.name)
+    let facts = HostProbe.facts()
+    var warnings: [String] = []
+    let gpus: [GPU]
+    if let declared = configuration.declaredGPUs {
+      gpus = declared
+    } else {
+      let result = await GPUProbe.probe()
+      gpus = result.gpus
+      warnings = result.warnings
+    }
+    let advert = WorkerAdvert(
+      id: identity.id, name: identity.name,
+      host: HostInfo(
+        cpuCores: facts.cpuCores, memoryTotal: facts.memoryTotal, platform: facts.platform, arch: facts.arch,
+        hostname: facts.hostname),
+      gpus: gpus, diskFree: HostProbe.diskFree(at: configuration.root), slots: configuration.slots,
+      labels: configuration.labels)
+    return (advert, warnings)
+  }
+}
+
+/// The worker process's I/O shell: the DEALER socket's loop thread, the core, and
+/// one task per running job. Everything that touches the core runs on this actor.
+public actor WorkerAgent {
+  private let configuration: WorkerConfiguration
+  private let logger: Logger
+  private var core: WorkerCore
+  private var loop: SocketLoop?
+  private let events: AsyncStream<AgentEvent>
+  private let sink: AsyncStream<AgentEvent>.Continuation
+  private var jobs: [AttemptRef: Task<Void, Never>] = [:]
+  private var staleAttempts: Set<AttemptRef> = []
+  private let context: ZMQContext
+  private var lastResourceRefresh = 0.0
+
+  enum AgentEvent: Sendable {
+    case message(WireEnvelope)
+    case tick
+    case log(AttemptRef, LogStream, String, Double)
+    case progress(AttemptRef, JobState, Int, Int, JSONValue?)
+    case notify(AttemptRef, String)
+    case ended(AttemptRef, JobOutcome)
+    case cleaned(AttemptRef, CleanupState, Int64, Int64, String?)
+  }
+
+  public init(configuration: WorkerConfiguration, context: ZMQContext, logger: Logger) async throws {
+    self.configuration = configuration
+    self.logger = logger
+    self.context = context
+    for folder in ["jobs", "cache", "runtime", "spool", "pids"] {
+      try FileManager.default.createDirectory(
+        atPath: configuration.root + "/" + folder, withIntermediateDirectories: true)
+    }
+    let killed = ShellProcess.killLeftovers(pidDirectory: configuration.root + "/pids")
+    if !killed.isEmpty {
+      logger.warning("killed process groups an earlier run left behind", metadata: ["groups": "\(killed)"])
+    }
+    let (advert, warnings) = try await WorkerProbe.advert(configuration: configuration)
+    for warning in warnings { logger.warning("GPU probe: \(warning)") }
+    core = WorkerCore(advert: advert, now: Timestamp.now())
+    (events, sink) = AsyncStream.makeStream(of: AgentEvent.self)
+  }
+
+  public var advert: WorkerAdvert { core.advert }
+
+  /// Connects and serves until the task is cancelled.
+  public func run() async throws {
+    let sink = self.sink
+    let endpoint = configuration.coordinator
+    let context = self.context
+    let handler = WorkerSocketHandler(sink: sink)
+    let loop = try SocketLoop(name: "pinpool-worker", tickInterval: .milliseconds(50), handler: handler) {
+      let socket = try ZMQSocket(context: context, kind: .dealer)
+      try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
+      try socket.setOption(ZMQ_RECONNECT_IVL, Int32(100))
+      try socket.setOption(ZMQ_RECONNECT_IVL_MAX, Int32(5000))
+      try socket.connect(endpoint)
+      return socket
+    }
+    self.loop = loop
+    logger.info(
+      "worker started",
+      metadata: [
+        "name": "\(core.advert.name)", "id": "\(core.advert.id)", "coordinator": "\(endpoint)",
+        "gpus":
+          "\(core.advert.gpus.map { "\($0.model) \(ByteSize(bytes: $0.vramTotal).decimalDescription)" })",
+      ])
+    core.start(now: Timestamp.now())
+    perform(core.takeActions())
+    await withTaskCancellationHandler {
+      for await event in events {
+        handle(event)
+      }
+    } onCancel: {
+      sink.finish()
+    }
+    await shutdown()
+  }
+
+  private func shutdown() async {
+    for task in jobs.values { task.cancel() }
+    for task in jobs.values { await task.value }
+    jobs.removeAll()
+    loop?.shutdown()
+    loop = nil
+  }
+
+  private func handle(_ event: AgentEvent) {
+    let now = Timestamp.now()
+    switch event {
+    case .message(let envelope): core.received(envelope, now: now)
+    case .tick:
+      if now - lastResourceRefresh > 10 {
+        lastResourceRefresh = now
+        core.updateResources(gpus: core.advert.gpus, diskFree: HostProbe.diskFree(at: configuration.root))
+      }
+      core.tick(now: now)
+    case .log(let ref, let stream, let line, let time): core.log(ref, stream: stream, line: line, time: time)
+    case .progress(let ref, let state, let index, let count, let locals):
+      // A negative index means "same step" (a `local.set` reporting new locals).
+      let last = core.attempts[ref]?.lastProgress
+      core.progress(
+        ref, state: last?.state == .serving ? .serving : state,
+        stepIndex: index < 0 ? last?.stepIndex ?? 0 : index,
+        stepCount: count, locals: locals ?? last?.locals, notification: nil)
+    case .notify(let ref, let text):
+      let last = core.attempts[ref]?.lastProgress
+      core.progress(
+        ref, state: last?.state ?? .running, stepIndex: last?.stepIndex ?? 0, stepCount: last?.stepCount ?? 0,
+        locals: last?.locals, notification: text)
+    case .ended(let ref, let outcome):
+      core.jobEnded(
+        ref, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error, locals: outcome.locals)
+    case .cleaned(let ref, let state, let freed, let free, let reason):
+      jobs[ref] = nil
+      core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: free, reason: reason)
+    }
+    perform(core.takeActions())
+  }
+
+  private func perform(_ actions: [WorkerCore.Action]) {
+    for action in actions {
+      switch action {
+      case .send(let envelope):
+        loop?.send(envelope.frames)
+      case .reconnect:
+        logger.warning("no word from the coordinator; reconnecting")
+        loop?.resetSocket()
+      case .startJob(let job, let bundle):
+        start(job, bundle: bundle)
+      case .stopJob(let ref, let reason, let stale):
+        logger.info("stopping job", metadata: ["attempt": "\(ref)", "reason": "\(reason)"])
+        if stale { staleAttempts.insert(ref) }
+        jobs[ref]?.cancel()
+      }
+    }
+  }
+
+  private func start(_ job: AssignedJob, bundle: Data) {
+    let ref = job.ref
+    let sink = self.sink
+    let configuration = self.configuration
+    let advert = core.advert
+    let logger = self.logger
+    logger.info("starting job", metadata: ["attempt": "\(ref)", "name": "\(job.name)"])
+    jobs[ref] = Task {
+      let outcome = await Self.execute(
+        job: job, bundle: bundle, configuration: configuration, advert: advert, sink: sink)
+      sink.yield(.ended(ref, outcome.outcome))
+      guard let workspace = outcome.workspace else {
+        sink.yield(.cleaned(ref, .done, 0, HostProbe.diskFree(at: configuration.root), nil))
+        return
+      }
+      do {
+        let report = try WorkspaceCleanup.remove(workspace, diskFreeAt: configuration.root)
+        sink.yield(.cleaned(ref, .done, report.bytesFreed, report.diskFreeAfter, nil))
+      } catch let error as CleanupError {
+        logger.error("cleanup failed", metadata: ["attempt": "\(ref)", "error": "\(error)"])
+        sink.yield(
+          .cleaned(
+            ref, .kept, error.bytesFreed, HostProbe.diskFree(at: configuration.root), error.description))
+      } catch {
+        sink.yield(.cleaned(ref, .kept, 0, HostProbe.diskFree(at: configuration.root), "\(error)"))
+      }
+    }
+  }
+
+  private static func execute(
+    job: AssignedJob, bundle: Data, configuration: WorkerConfiguration, advert: WorkerAdvert,
+    sink: AsyncStream<AgentEvent>.Continuation
+  ) async -> (outcome: JobOutcome, workspace: String?) {
+    let ref = job.ref
+    let workspace: Workspace
+    do {
+      let files = try JobBundle(decoding: bundle)
+      workspace = try Workspace.create(workerRoot: configuration.root, jobID: job.jobID, attempt: job.attempt)
+      try workspace.write(files: files.files.map { ($0.path, $0.mode, [UInt8]($0.data)) })
+    } catch {
+      let message = "cannot prepare the workspace: \(error)"
+      sink.yield(.log(ref, .pinpool, "error: \(message)", Timestamp.now()))
+      return (JobOutcome(state: .failed, exitCode: nil, error: message, locals: .object(JSONObject())), nil)
+    }
+    let vendor = advert.gpus.first { job.gpuIndices.contains($0.index) }?.vendor
+    let environment = JobEnvironment.make(
+      workerRoot: configuration.root, workspace: workspace.root,
+      jobVariables: ["PINPOOL_JOB_ID": job.jobID, "PINPOOL_ATTEMPT": String(job.attempt)],
+      gpuIndices: job.gpuIndices, gpuVendor: vendor, runtimeBin: [configuration.root + "/runtime/bin"],
+      passThrough: configuration.passEnvironment)
+    var options = configuration.shellOptions
+    options.pidDirectory = configuration.root + "/pids"
+    let context = ExecutionContext(
+      job: job, workspace: workspace, workerRoot: configuration.root, host: advert.host,
+      machineGPUs: advert.gpus,
+      environment: environment, runtimeBin: [configuration.root + "/runtime/bin"], shellOptions: options)
+    let events = JobEvents(
+      log: { stream, line in sink.yield(.log(ref, stream, line, Timestamp.now())) },
+      progress: { state, index, count, locals in sink.yield(.progress(ref, state, index, count, locals)) },
+      notify: { text in sink.yield(.notify(ref, text)) })
+    let outcome = await ScriptExecutor(context: context, events: events).run()
+    return (outcome, workspace.root)
+  }
+}
+
+/// Forwards what the socket thread receives to the agent. Confined to that thread.
+final class WorkerSocketHandler: SocketLoopHandler, @unchecked Sendable {
+  private let sink: AsyncStream<WorkerAgent.AgentEvent>.Continuation
+
+  init(sink: AsyncStream<WorkerAgent.AgentEvent>.Continuation) {
+    self.sink = sink
+  }
+
+  func received(_ messages: [[Data]], io: SocketLoopIO) {
+    for frames in messages {
+      guard let envelope = try? WireEnvelope(frames: frames) else { continue }
+      sink.yield(.message(envelope))
+    }
+  }
+
+  func tick(io: SocketLoopIO) {
+    sink.yield(.tick)
+  }
+}

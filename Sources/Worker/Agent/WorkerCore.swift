@@ -1,0 +1,307 @@
+import Foundation
+import Shared
+
+/// The worker's protocol state machine: coordinator messages, job events and the clock
+/// in; messages and job commands out. It keeps every log line and report until the
+/// coordinator acknowledges it and resends after any reconnect, so a Wi-Fi drop loses
+/// nothing; the coordinator drops the duplicates by sequence number.
+struct WorkerCore: Sendable {
+  enum Action: Sendable {
+    case send(WireEnvelope)
+    case startJob(AssignedJob, bundle: Data)
+    /// End an attempt. A stale one must not report a result, only clean up.
+    case stopJob(AttemptRef, reason: String, stale: Bool)
+    /// Throw the socket away and connect afresh.
+    case reconnect
+  }
+
+  enum Connection: Sendable, Equatable {
+    case registering(since: Double)
+    case registered
+  }
+
+  struct Attempt: Sendable {
+    var job: AssignedJob
+    var nextSeq = 1
+    /// Lines not yet acknowledged, in order; the first `sentCount` were sent since
+    /// the last (re)connect.
+    var unacked: [LogLine] = []
+    var sentCount = 0
+    var finished: FinishedMessage?
+    var finishedAcked = false
+    var cleanup: CleanupMessage?
+    var stale = false
+    var lastProgress: ProgressMessage?
+
+    var done: Bool {
+      cleanup != nil && unacked.isEmpty && (finishedAcked || stale) && cleanupAcked
+    }
+    var cleanupAcked = false
+  }
+
+  private(set) var advert: WorkerAdvert
+  private(set) var connection: Connection
+  private(set) var attempts: [AttemptRef: Attempt] = [:]
+  private(set) var lastHeard: Double
+  private var lastHeartbeatSent: Double = 0
+  private var lastResend: Double = 0
+  var heartbeatInterval: Double
+  var liveness: Int
+  /// Lines per `logBatch`; larger batches amortise framing and the coordinator's commit.
+  var maxBatchLines = 2000
+  private var actions: [Action] = []
+
+  init(advert: WorkerAdvert, heartbeatInterval: Double = 5, liveness: Int = 6, now: Double) {
+    self.advert = advert
+    self.heartbeatInterval = heartbeatInterval
+    self.liveness = liveness
+    self.connection = .registering(since: now)
+    self.lastHeard = now
+  }
+
+  mutating func takeActions() -> [Action] {
+    defer { actions.removeAll(keepingCapacity: true) }
+    return actions
+  }
+
+  var livenessWindow: Double { heartbeatInterval * Double(liveness) }
+
+  /// Attempts the coordinator must keep counting as ours: running, or finished with
+  /// a result it has not acknowledged yet (else it would call them lost and rerun them).
+  var activeAttemptRefs: [AttemptRef] {
+    attempts.filter { !$0.value.stale && !$0.value.finishedAcked }.map(\.key)
+      .sorted { $0.description < $1.description }
+  }
+
+  // MARK: Inputs
+
+  mutating func start(now: Double) {
+    sendRegister(now: now)
+  }
+
+  mutating func updateResources(gpus: [GPU], diskFree: Int64) {
+    advert.gpus = gpus
+    advert.diskFree = diskFree
+  }
+
+  mutating func received(_ envelope: WireEnvelope, now: Double) {
+    lastHeard = now
+    switch envelope.type {
+    case .registered:
+      guard let message = try? envelope.decode(RegisteredMessage.self) else { return }
+      heartbeatInterval = message.heartbeatInterval
+      liveness = message.liveness
+      connection = .registered
+      for ref in message.stopAttempts {
+        markStale(ref, reason: "the coordinator replaced or cancelled this attempt")
+      }
+      resendEverything(now: now)
+    case .reregister:
+      sendRegister(now: now)
+    case .heartbeat:
+      break
+    case .assign:
+      guard let message = try? envelope.decode(AssignMessage.self), let bundle = envelope.payload.first else {
+        return
+      }
+      let ref = message.job.ref
+      guard attempts[ref] == nil else { return }
+      attempts[ref] = Attempt(job: message.job)
+      actions.append(.startJob(message.job, bundle: bundle))
+    case .logAck:
+      guard let message = try? envelope.decode(LogAckMessage.self) else { return }
+      let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
+      guard var attempt = attempts[ref] else { return }
+      let before = attempt.unacked.count
+      attempt.unacked.removeAll { $0.seq <= message.upTo }
+      attempt.sentCount = max(0, attempt.sentCount - (before - attempt.unacked.count))
+      attempts[ref] = attempt
+      forgetIfDone(ref)
+    case .reportAck:
+      guard let message = try? envelope.decode(ReportAckMessage.self) else { return }
+      let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
+      guard var attempt = attempts[ref] else { return }
+      switch message.kind {
+      case .finished: attempt.finishedAcked = true
+      case .cleanup: attempt.cleanupAcked = true
+      }
+      attempts[ref] = attempt
+      forgetIfDone(ref)
+    case .stop:
+      guard let message = try? envelope.decode(StopMessage.self) else { return }
+      let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
+      if message.stale {
+        markStale(ref, reason: message.reason)
+      } else if attempts[ref] != nil {
+        actions.append(.stopJob(ref, reason: message.reason, stale: false))
+      }
+    case .error:
+      break
+    default:
+      break
+    }
+  }
+
+  mutating func tick(now: Double) {
+    switch connection {
+    case .registering(let since):
+      if now - since > max(2, heartbeatInterval) {
+        // No answer: the coordinator may be down or our socket wedged on a dead route.
+        actions.append(.reconnect)
+        sendRegister(now: now)
+      }
+    case .registered:
+      if now - lastHeard > livenessWindow {
+        actions.append(.reconnect)
+        sendRegister(now: now)
+        return
+      }
+      if now - lastHeartbeatSent >= heartbeatInterval {
+        lastHeartbeatSent = now
+        actions.append(
+          .send(
+            WireEnvelope(
+              .heartbeat, HeartbeatMessage(workerID: advert.id, gpus: advert.gpus, diskFree: advert.diskFree))
+          ))
+      }
+      flushLogs()
+      // Reports whose acknowledgement got lost are sent again now and then.
+      if now - lastResend >= heartbeatInterval * 2 {
+        lastResend = now
+        for (ref, attempt) in attempts
+        where !attempt.unacked.isEmpty && attempt.sentCount == attempt.unacked.count {
+          resend(ref, attempt: attempt)
+        }
+        for (ref, attempt) in attempts {
+          if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale, attempt.unacked.isEmpty
+          {
+            actions.append(.send(WireEnvelope(.finished, finished)))
+          }
+          if let cleanup = attempt.cleanup, !attempt.cleanupAcked {
+            actions.append(.send(WireEnvelope(.cleanup, cleanup)))
+          }
+          _ = ref
+        }
+      }
+    }
+  }
+
+  mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) {
+    guard var attempt = attempts[ref] else { return }
+    attempt.unacked.append(LogLine(seq: attempt.nextSeq, stream: stream, time: time, line: line))
+    attempt.nextSeq += 1
+    attempts[ref] = attempt
+    if attempt.unacked.count - attempt.sentCount >= maxBatchLines { flushLogs() }
+  }
+
+  mutating func progress(
+    _ ref: AttemptRef, state: JobState, stepIndex: Int, stepCount: Int, locals: JSONValue?,
+    notification: String?
+  ) {
+    guard var attempt = attempts[ref], !attempt.stale else { return }
+    flushLogs()
+    let message = ProgressMessage(
+      workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, stepIndex: stepIndex,
+      stepCount: stepCount, locals: locals, notification: notification)
+    attempt.lastProgress = message
+    attempts[ref] = attempt
+    if connection == .registered { actions.append(.send(WireEnvelope(.progress, message))) }
+  }
+
+  mutating func jobEnded(
+    _ ref: AttemptRef, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?
+  ) {
+    guard var attempt = attempts[ref] else { return }
+    flushLogs()
+    let message = FinishedMessage(
+      workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, exitCode: exitCode,
+      error: error,
+      locals: locals, lastLogSeq: attempt.nextSeq - 1)
+    attempt.finished = message
+    attempts[ref] = attempt
+    if connection == .registered, !attempt.stale { actions.append(.send(WireEnvelope(.finished, message))) }
+  }
+
+  mutating func cleanedUp(
+    _ ref: AttemptRef, state: CleanupState, bytesFreed: Int64, diskFreeAfter: Int64, reason: String?
+  ) {
+    guard var attempt = attempts[ref] else { return }
+    advert.diskFree = diskFreeAfter
+    let message = CleanupMessage(
+      workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, bytesFreed: bytesFreed,
+      diskFreeAfter: diskFreeAfter, reason: reason)
+    attempt.cleanup = message
+    attempts[ref] = attempt
+    if connection == .registered { actions.append(.send(WireEnvelope(.cleanup, message))) }
+  }
+
+  // MARK: Internals
+
+  private mutating func sendRegister(now: Double) {
+    connection = .registering(since: now)
+    for ref in attempts.keys { attempts[ref]?.sentCount = 0 }
+    actions.append(
+      .send(WireEnvelope(.register, RegisterMessage(worker: advert, activeAttempts: activeAttemptRefs))))
+  }
+
+  private mutating func markStale(_ ref: AttemptRef, reason: String) {
+    guard var attempt = attempts[ref] else { return }
+    let wasRunning = attempt.finished == nil
+    attempt.stale = true
+    attempt.unacked.removeAll()
+    attempt.sentCount = 0
+    attempts[ref] = attempt
+    if wasRunning { actions.append(.stopJob(ref, reason: reason, stale: true)) }
+    forgetIfDone(ref)
+  }
+
+  private mutating func flushLogs() {
+    guard connection == .registered else { return }
+    for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
+      guard var attempt = attempts[ref], !attempt.stale else { continue }
+      while attempt.sentCount < attempt.unacked.count {
+        let end = min(attempt.unacked.count, attempt.sentCount + maxBatchLines)
+        let lines = Array(attempt.unacked[attempt.sentCount..<end])
+        actions.append(
+          .send(
+            WireEnvelope(
+              .logBatch,
+              LogBatchMessage(workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, lines: lines))))
+        attempt.sentCount = end
+      }
+      attempts[ref] = attempt
+    }
+  }
+
+  private mutating func resend(_ ref: AttemptRef, attempt: Attempt) {
+    var attempt = attempt
+    attempt.sentCount = 0
+    attempts[ref] = attempt
+    flushLogs()
+  }
+
+  /// After (re)registering: every unacknowledged line, then progress, then reports,
+  /// in that order, so the coordinator never sees a result before the log it ends.
+  private mutating func resendEverything(now: Double) {
+    lastResend = now
+    lastHeartbeatSent = now
+    for ref in attempts.keys { attempts[ref]?.sentCount = 0 }
+    flushLogs()
+    for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
+      guard let attempt = attempts[ref] else { continue }
+      if !attempt.stale, attempt.finished == nil, let progress = attempt.lastProgress {
+        actions.append(.send(WireEnvelope(.progress, progress)))
+      }
+      if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale {
+        actions.append(.send(WireEnvelope(.finished, finished)))
+      }
+      if let cleanup = attempt.cleanup, !attempt.cleanupAcked {
+        actions.append(.send(WireEnvelope(.cleanup, cleanup)))
+      }
+    }
+  }
+
+  private mutating func forgetIfDone(_ ref: AttemptRef) {
+    if let attempt = attempts[ref], attempt.done { attempts[ref] = nil }
+  }
+}

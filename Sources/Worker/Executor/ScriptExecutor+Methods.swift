@@ -1,0 +1,319 @@
+import Foundation
+import Shared
+
+extension ScriptExecutor {
+  func perform(
+    _ step: Script.Step, params: JSONValue, script: Script, folder: String, args: JSONValue,
+    fail: (String, Int32?) -> StepFailure
+  ) async throws -> StepResult {
+    let object = params.objectValue ?? JSONObject()
+    func confined(_ path: String, base: String? = nil, followFinal: Bool = true) throws -> String {
+      do {
+        return followFinal
+          ? try context.workspace.confinement.resolve(path, relativeTo: base ?? folder)
+          : try context.workspace.confinement.resolveWithoutFollowingFinalSymlink(
+            path, relativeTo: base ?? folder)
+      } catch {
+        throw fail(error.description, nil)
+      }
+    }
+    func string(_ key: String, required: Bool = true) throws -> String? {
+      switch object[key] {
+      case .string(let s)?: return s
+      case .number(let n)?: return JSONValue.format(number: n)
+      case nil, .null?:
+        if required { throw fail("missing \"params.\(key)\"", nil) }
+        return nil
+      case let other?: throw fail("\"params.\(key)\" must be a string, got \(other.typeName)", nil)
+      }
+    }
+
+    switch step.method {
+    case "shell.run":
+      return .value(
+        try await shellRun(object, folder: folder, confined: { try confined($0, base: $1) }, fail: fail))
+
+    case "local.set":
+      for (key, value) in object { locals[key] = value }
+      events.progress(.running, -1, stepCount, .object(locals))
+      return .value(params)
+
+    case "log":
+      let text: String
+      if let t = object["text"] ?? object["raw"] ?? object["json"] {
+        text = t.stringValue ?? t.serialized()
+      } else {
+        text = params.stringValue ?? params.serialized()
+      }
+      for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        events.log(.stdout, String(line))
+      }
+      return .value(params)
+
+    case "notify":
+      let text = object["html"]?.stringValue ?? object["text"]?.stringValue ?? params.serialized()
+      events.notify(text)
+      events.log(.pinpool, "notify: \(text)")
+      return .value(params)
+
+    case "web.open":
+      let uri = try string("uri") ?? ""
+      events.notify("open \(uri)")
+      events.log(.pinpool, "web.open: \(uri)")
+      return .value(params)
+
+    case "input":
+      // Headless: the job's arguments are the answers; a form's defaults fill the rest.
+      return .value(args)
+
+    case "jump":
+      if let id = object["id"] { return .jump(id, input: object["params"]) }
+      if let index = object["index"] { return .jump(index, input: object["params"]) }
+      throw fail("jump needs \"params.id\" or \"params.index\"", nil)
+
+    case "script.return":
+      return .returned(params)
+
+    case "script.start":
+      let uri = try string("uri")!
+      let childPath = try confined(uri)
+      let relative = String(childPath.dropFirst(context.workspace.root.count + 1))
+      let child = try loadScript(relative)
+      let childParams = object["params"] ?? .object(JSONObject())
+      events.log(.pinpool, "script.start \(relative)")
+      let returned = try await runScript(child, args: childParams, input: childParams, topLevel: false)
+      return .value(returned ?? .null)
+
+    case "script.stop":
+      await stopDetachedProcesses()
+      return .value(params)
+
+    case "fs.write":
+      let path = try confined(try string("path")!)
+      let data: Data
+      if let json = object["json"] {
+        data = Data(json.serialized(pretty: true).utf8)
+      } else if let text = object["text"] {
+        data = Data((text.stringValue ?? text.serialized()).utf8)
+      } else {
+        throw fail("fs.write needs \"params.text\" or \"params.json\"", nil)
+      }
+      try createParent(of: path, fail: fail)
+      guard FileManager.default.createFile(atPath: path, contents: data) else {
+        throw fail("cannot write \(path)", nil)
+      }
+      return .value(params)
+
+    case "fs.read":
+      let path = try confined(try string("path")!)
+      guard let data = FileManager.default.contents(atPath: path) else {
+        throw fail("cannot read \(path)", nil)
+      }
+      return .value(.string(String(decoding: data, as: UTF8.self)))
+
+    case "fs.copy":
+      let source = try confined(try string("src")!)
+      let destination = try confined(try string("dest")!)
+      try createParent(of: destination, fail: fail)
+      do {
+        if FileManager.default.fileExists(atPath: destination) {
+          try FileManager.default.removeItem(atPath: destination)
+        }
+        try FileManager.default.copyItem(atPath: source, toPath: destination)
+      } catch {
+        throw fail("cannot copy: \(error.localizedDescription)", nil)
+      }
+      return .value(params)
+
+    case "fs.rm":
+      let path = try confined(try string("path")!, followFinal: false)
+      guard path != context.workspace.root else { throw fail("refusing to remove the whole workspace", nil) }
+      do {
+        if FileManager.default.fileExists(atPath: path)
+          || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
+        {
+          _ = try WorkspaceCleanup.remove(path, diskFreeAt: context.workerRoot)
+        }
+      } catch {
+        throw fail("cannot remove: \(error)", nil)
+      }
+      return .value(params)
+
+    case "fs.link":
+      let source = try confined(try string("src")!)
+      let destination = try confined(try string("dest")!, followFinal: false)
+      try createParent(of: destination, fail: fail)
+      do {
+        try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: source)
+      } catch {
+        throw fail("cannot link: \(error.localizedDescription)", nil)
+      }
+      return .value(params)
+
+    default:
+      if Script.methods.contains(step.method) {
+        throw fail("method '\(step.method)' is not supported by this worker version", nil)
+      }
+      throw fail("unknown method '\(step.method)'", nil)
+    }
+  }
+
+  func stopDetachedProcesses() async {
+    let processes = detached
+    detached.removeAll()
+    for process in processes { _ = await process.terminate(grace: context.shellOptions.terminationGrace) }
+  }
+
+  private func createParent(of path: String, fail: (String, Int32?) -> StepFailure) throws {
+    do {
+      try FileManager.default.createDirectory(
+        atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    } catch {
+      throw fail("cannot create the folder for \(path): \(error.localizedDescription)", nil)
+    }
+  }
+
+  /// `shell.run`: each command in order in `path`, with the venv and `env` applied,
+  /// stopping at the first failure. Its result (`{stdout, event}`) is the next input.
+  private func shellRun(
+    _ params: JSONObject, folder: String, confined: (String, String?) throws -> String,
+    fail: (String, Int32?) -> StepFailure
+  ) async throws -> JSONValue {
+    // When a step has `script`, that is the command and `message` only its label.
+    let commandValue = params["script"] ?? params["message"]
+    var commands: [String]
+    switch commandValue {
+    case .string(let s)?: commands = [s]
+    case .array(let items)?:
+      commands = items.compactMap { $0.stringValue ?? ($0.isNull ? nil : $0.serialized()) }
+    case nil: throw fail("shell.run needs \"params.message\" (a command or a list of commands)", nil)
+    case let other?: throw fail("\"params.message\" must be a string or a list, got \(other.typeName)", nil)
+    }
+    commands = commands.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+
+    let workingDirectory = try confined(params["path"]?.stringValue ?? ".", folder)
+    do {
+      try FileManager.default.createDirectory(atPath: workingDirectory, withIntermediateDirectories: true)
+    } catch {
+      throw fail("cannot create \"path\" \(workingDirectory): \(error.localizedDescription)", nil)
+    }
+    var environment = context.environment
+    if case .object(let stepEnv)? = params["env"] {
+      var values: [String: JSONValue] = [:]
+      for (key, value) in stepEnv { values[key] = value }
+      environment = JobEnvironment.applying(stepEnv: values, to: environment)
+    }
+    if let venv = params["venv"]?.stringValue, !venv.isEmpty {
+      let venvPath = try confined(venv, workingDirectory)
+      let events = self.events
+      do {
+        _ = try await VenvBuilder.ensure(
+          venvPath: venvPath, runtimeBin: context.runtimeBin, environment: environment,
+          log: { events.log(.pinpool, $0) })
+      } catch {
+        throw fail("cannot create the venv at \(venv): \(error)", nil)
+      }
+      environment = VenvBuilder.activate(venvPath: venvPath, env: environment)
+    }
+
+    struct Handler {
+      var regex: JSRegex
+      var verdict: LineVerdict
+    }
+    var handlers: [Handler] = []
+    for item in params["on"]?.arrayValue ?? [] {
+      guard case .object(let handler) = item, let event = handler["event"]?.stringValue else { continue }
+      let regex: JSRegex
+      do { regex = try JSRegex(literal: event) } catch { throw fail("bad \"on\" event: \(error)", nil) }
+      let verdict: LineVerdict
+      if handler["done"]?.boolValue == true {
+        verdict = .detach
+      } else if handler["kill"]?.boolValue == true {
+        verdict = .kill
+      } else if handler["break"]?.boolValue == true {
+        verdict = .fail("output matched \(event)")
+      } else {
+        verdict = .continue_
+      }
+      handlers.append(Handler(regex: regex, verdict: verdict))
+    }
+
+    let capture = OutputCapture()
+    let events = self.events
+    let finalHandlers = handlers
+    for command in commands {
+      try Task.checkCancellation()
+      events.log(.pinpool, "$ \(command)")
+      let request = ShellCommandRequest(
+        command: command, workingDirectory: workingDirectory, environment: environment)
+      let outcome: ShellOutcome
+      do {
+        outcome = try await ShellProcess.run(request, options: context.shellOptions) { stream, line in
+          events.log(stream == .stdout ? .stdout : .stderr, line)
+          capture.append(line)
+          for handler in finalHandlers {
+            guard let match = handler.regex.firstMatch(in: line) else { continue }
+            if case .continue_ = handler.verdict { continue }
+            capture.setEvent(match, line: line)
+            return handler.verdict
+          }
+          return .continue_
+        }
+      } catch {
+        throw fail("cannot start `\(command)`: \(error)", nil)
+      }
+      switch outcome {
+      case .exited(let code):
+        if code != 0 { throw fail("command exited with code \(code): \(command)", code) }
+      case .signalled(let signal):
+        throw fail("command was killed by signal \(signal): \(command)", 128 + signal)
+      case .detached(let process):
+        detached.append(process)
+        return capture.result
+      case .killedByHandler:
+        return capture.result
+      case .failedByHandler(let reason):
+        throw fail("\(reason) (line: \(capture.eventLine ?? ""))", nil)
+      case .cancelled:
+        throw CancellationError()
+      }
+    }
+    return capture.result
+  }
+}
+
+/// Collects a step's output tail and the `on` match for its result; written from
+/// the process's reader thread, read after it is done.
+private final class OutputCapture: @unchecked Sendable {
+  private let lock = NSLock()
+  private var tail: [String] = []
+  private var tailBytes = 0
+  private var event: [String?]?
+  private(set) var eventLine: String?
+
+  func append(_ line: String) {
+    lock.lock()
+    defer { lock.unlock() }
+    tail.append(line)
+    tailBytes += line.utf8.count + 1
+    while tailBytes > 64 * 1024, tail.count > 1 { tailBytes -= tail.removeFirst().utf8.count + 1 }
+  }
+
+  func setEvent(_ match: [String?], line: String) {
+    lock.lock()
+    defer { lock.unlock() }
+    if event == nil {
+      event = match
+      eventLine = line
+    }
+  }
+
+  var result: JSONValue {
+    lock.lock()
+    defer { lock.unlock() }
+    var object = JSONObject()
+    object["stdout"] = .string(tail.joined(separator: "\n"))
+    object["event"] = event.map { .array($0.map { $0.map(JSONValue.string) ?? .null }) } ?? .null
+    return .object(object)
+  }
+}

@@ -1,0 +1,687 @@
+import Foundation
+import Subprocess
+import Synchronization
+
+#if canImport(System)
+  import System
+#else
+  import SystemPackage
+#endif
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+public struct ShellCommandRequest: Sendable {
+  public var command: String
+  public var workingDirectory: String
+  public var environment: [String: String]
+
+  public init(command: String, workingDirectory: String, environment: [String: String]) {
+    self.command = command
+    self.workingDirectory = workingDirectory
+    self.environment = environment
+  }
+}
+
+public enum LineStream: String, Sendable, Codable {
+  case stdout, stderr
+}
+
+/// What a `shell.run` step's `on` handlers decide about one line of output.
+public enum LineVerdict: Sendable, Equatable {
+  case continue_
+  /// `done: true`: the step finishes now; the process keeps running until the job ends.
+  case detach
+  /// `kill: true`: end the process group; the step succeeds.
+  case kill
+  /// `break: true`: end the process group; the step fails with this reason.
+  case fail(String)
+}
+
+public enum ShellOutcome: Sendable {
+  case exited(code: Int32)
+  case signalled(Int32)
+  /// The step finished on a `detach` verdict; the process runs on. Keep the handle and
+  /// stop it when the job ends.
+  case detached(DetachedProcess)
+  case killedByHandler
+  case failedByHandler(String)
+  case cancelled
+}
+
+public struct ShellOptions: Sendable {
+  /// Between SIGTERM and SIGKILL when a process group is stopped (cancel, kill, break).
+  public var terminationGrace: Duration = .seconds(10)
+  /// How long output is still read after the shell exits while something it left
+  /// behind holds the pipes open; then the rest of the group is killed.
+  public var drainAfterExit: Duration = .milliseconds(200)
+  /// Where each process group id is recorded while it lives, for `killLeftovers`.
+  public var pidDirectory: String? = nil
+  /// Longer lines are delivered in pieces of at most this many bytes.
+  public var maxLineBytes: Int = 64 * 1024
+
+  public init(
+    terminationGrace: Duration = .seconds(10), drainAfterExit: Duration = .milliseconds(200),
+    pidDirectory: String? = nil, maxLineBytes: Int = 64 * 1024
+  ) {
+    self.terminationGrace = terminationGrace
+    self.drainAfterExit = drainAfterExit
+    self.pidDirectory = pidDirectory
+    self.maxLineBytes = max(16, maxLineBytes)
+  }
+}
+
+public struct ShellProcessError: Error, Sendable, CustomStringConvertible {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// Runs one command line of a `shell.run` step under `bash -c` (or `sh -c` where bash is
+/// missing) in a session and process group of its own, so that everything the command
+/// starts can be signalled together.
+///
+/// Output: stdout and stderr are read on one dedicated thread, line by line as produced
+/// (`\n`, `\r\n` and a lone `\r` — progress bars — end a line; longer lines than
+/// `maxLineBytes` are split at a UTF-8 boundary; a partial last line is delivered at
+/// EOF). `onLine` is called on that thread, never concurrently with itself, in order per
+/// stream; a slow `onLine` slows the process down rather than buffering without bound.
+/// For every outcome except `.detached`, all output has been delivered when `run`
+/// returns.
+///
+/// Verdicts: the first verdict other than `continue_` decides; later verdicts are
+/// ignored, but lines keep being delivered (the output a killed process prints while it
+/// stops, and everything a detached process prints until the job ends, still belongs in
+/// the job's log).
+///
+/// Leftovers: a command ends when its shell exits, not when its pipes close. A
+/// background process it left (`server &`) may hold stdout open forever, so after the
+/// shell exits output is read for `drainAfterExit` more and then the rest of the group
+/// is killed with SIGKILL; a step's leftover background processes never outlive it
+/// (a step that means to leave a server running uses a `done` handler instead).
+///
+/// Cancellation of the calling task sends SIGTERM to the group, waits up to
+/// `terminationGrace`, then SIGKILLs it, and returns `.cancelled` once the group is gone.
+public enum ShellProcess {
+  public static func run(
+    _ request: ShellCommandRequest, options: ShellOptions = ShellOptions(),
+    onLine: @escaping @Sendable (LineStream, String) -> LineVerdict
+  ) async throws(ShellProcessError) -> ShellOutcome {
+    let supervisor = try ShellSupervisor(request: request, options: options, onLine: onLine)
+    supervisor.launch()
+    let decision = await withTaskCancellationHandler {
+      await supervisor.decision()
+    } onCancel: {
+      supervisor.decide(.cancelled)
+    }
+    switch decision {
+    case .completed(.status(let status)):
+      return ShellOutcome(status)
+    case .completed(.launchFailed(let reason)):
+      throw ShellProcessError(reason)
+    case .verdict(.detach), .verdict(.continue_):
+      return .detached(DetachedProcess(supervisor: supervisor))
+    case .verdict(.kill):
+      _ = await supervisor.terminate(grace: options.terminationGrace)
+      return .killedByHandler
+    case .verdict(.fail(let reason)):
+      _ = await supervisor.terminate(grace: options.terminationGrace)
+      return .failedByHandler(reason)
+    case .cancelled:
+      _ = await supervisor.terminate(grace: options.terminationGrace)
+      return .cancelled
+    }
+  }
+
+  /// For a worker that restarts after a crash: SIGKILLs every process group an earlier
+  /// run recorded in `pidDirectory` and removes the records. Records from before the
+  /// last reboot are only removed — their numbers now belong to unrelated processes.
+  /// Returns the groups that were signalled.
+  @discardableResult
+  public static func killLeftovers(pidDirectory: String) -> [Int32] {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: pidDirectory) else { return [] }
+    let boot = ShellPidRecords.bootID()
+    var killed: [Int32] = []
+    for name in names {
+      let path = pidDirectory + "/" + name
+      guard let pgid = Int32(name), pgid > 1 else { continue }
+      let record = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+      let recordedBoot = record.split(separator: "\n").first { $0.hasPrefix("boot=") }.map {
+        String($0.dropFirst(5))
+      }
+      if recordedBoot == boot, kill(-pgid, SIGKILL) == 0 { killed.append(pgid) }
+      unlink(path)
+    }
+    return killed
+  }
+}
+
+extension ShellOutcome {
+  init(_ status: TerminationStatus) {
+    switch status {
+    case .exited(let code): self = .exited(code: code)
+    case .signaled(let signal): self = .signalled(signal)
+    }
+  }
+}
+
+/// A process whose step ended on a `detach` verdict. Its output still goes to the
+/// step's `onLine`; stop it with `terminate` when the job ends.
+public final class DetachedProcess: Sendable {
+  let supervisor: ShellSupervisor
+
+  init(supervisor: ShellSupervisor) { self.supervisor = supervisor }
+
+  public var processGroupID: Int32 { supervisor.processGroupID ?? 0 }
+
+  public var hasExited: Bool { supervisor.isComplete }
+
+  /// SIGTERM to the group, SIGKILL after `grace`; returns once the group is gone, with
+  /// how the shell ended.
+  @discardableResult
+  public func terminate(grace: Duration = .seconds(10)) async -> ShellOutcome {
+    outcome(await supervisor.terminate(grace: grace))
+  }
+
+  /// Waits for the process to end by itself.
+  public func wait() async -> ShellOutcome {
+    outcome(await supervisor.completion())
+  }
+
+  private func outcome(_ completion: ShellSupervisor.Completion) -> ShellOutcome {
+    switch completion {
+    case .status(let status): ShellOutcome(status)
+    case .launchFailed: .exited(code: 127)
+    }
+  }
+}
+
+// MARK: - Supervision
+
+/// Owns one shell process: the monitor task that waits for it, the reader thread, the
+/// pid record, and the decision the caller is waiting for.
+final class ShellSupervisor: Sendable {
+  enum Completion: Sendable {
+    case status(TerminationStatus)
+    case launchFailed(String)
+  }
+  enum Decision: Sendable {
+    case completed(Completion)
+    case verdict(LineVerdict)
+    case cancelled
+  }
+  struct State {
+    var pgid: pid_t? = nil
+    var decision: Decision? = nil
+    var decisionWaiter: CheckedContinuation<Decision, Never>? = nil
+    var completion: Completion? = nil
+    var completionWaiters: [CheckedContinuation<Completion, Never>] = []
+    var graceDeadline: ContinuousClock.Instant? = nil
+  }
+
+  let request: ShellCommandRequest
+  let options: ShellOptions
+  let state = Mutex(State())
+  let reader: ShellPipeReader
+  /// Write ends of the pipes, handed to the child and closed by Subprocess after spawn.
+  let outputWriteFD: Int32
+  let errorWriteFD: Int32
+  /// Cleared on completion: it closes the cycle supervisor → reader → sink → supervisor.
+  let sink = ShellVerdictSink()
+
+  init(
+    request: ShellCommandRequest, options: ShellOptions,
+    onLine: @escaping @Sendable (LineStream, String) -> LineVerdict
+  ) throws(ShellProcessError) {
+    self.request = request
+    self.options = options
+    var output: [Int32] = [-1, -1]
+    var error: [Int32] = [-1, -1]
+    guard makeShellPipe(&output) else {
+      throw ShellProcessError("cannot create a pipe: \(String(cString: strerror(errno)))")
+    }
+    guard makeShellPipe(&error) else {
+      let reason = String(cString: strerror(errno))
+      close(output[0])
+      close(output[1])
+      throw ShellProcessError("cannot create a pipe: \(reason)")
+    }
+    outputWriteFD = output[1]
+    errorWriteFD = error[1]
+    let box = sink
+    do {
+      reader = try ShellPipeReader(
+        stdoutFD: output[0], stderrFD: error[0], maxLineBytes: options.maxLineBytes,
+        onLine: { stream, line in box.deliver(onLine(stream, line)) })
+    } catch let failure {
+      for fd in output + error { close(fd) }
+      throw failure
+    }
+    box.supervisor.withLock { $0 = self }
+  }
+
+  var processGroupID: pid_t? { state.withLock { $0.pgid } }
+  var isComplete: Bool { state.withLock { $0.completion != nil } }
+
+  func launch() {
+    reader.start { [self] in
+      // The shell has exited and the reader hit its deadline with the pipes still held.
+      if let pgid = processGroupID { _ = kill(-pgid, SIGKILL) }
+    }
+    Task.detached { [self] in await monitor() }
+  }
+
+  private func monitor() async {
+    let shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
+    var platform = PlatformOptions()
+    platform.createSession = true
+    var environment: [Environment.Key: String] = [:]
+    for (name, value) in request.environment {
+      if let key = Environment.Key(rawValue: name) { environment[key] = value }
+    }
+    let completion: Completion
+    do {
+      let result = try await Subprocess.run(
+        .path(FilePath(shell)), arguments: ["-c", request.command], environment: .custom(environment),
+        workingDirectory: FilePath(request.workingDirectory), platformOptions: platform, input: .none,
+        output: .fileDescriptor(FileDescriptor(rawValue: outputWriteFD), closeAfterSpawningProcess: true),
+        error: .fileDescriptor(FileDescriptor(rawValue: errorWriteFD), closeAfterSpawningProcess: true)
+      ) { execution in
+        self.started(pgid: execution.processIdentifier.value)
+      }
+      await finishAfterExit()
+      completion = .status(result.terminationStatus)
+    } catch {
+      reader.stop()
+      await reader.finished.wait()
+      completion = .launchFailed(
+        "cannot start the command in '\(request.workingDirectory)': \(error)")
+    }
+    if let pgid = processGroupID, let directory = options.pidDirectory {
+      ShellPidRecords.remove(pgid: pgid, directory: directory)
+    }
+    complete(completion)
+  }
+
+  private func started(pgid: pid_t) {
+    if let directory = options.pidDirectory {
+      ShellPidRecords.write(pgid: pgid, directory: directory, command: request.command)
+    }
+    let terminating = state.withLock { state in
+      state.pgid = pgid
+      return state.graceDeadline != nil
+    }
+    // A cancellation that arrived while spawning.
+    if terminating { _ = kill(-pgid, SIGTERM) }
+  }
+
+  /// The shell has been reaped. Reads what is left, then makes sure nothing of its
+  /// group survives it.
+  private func finishAfterExit() async {
+    let now = ContinuousClock.now
+    let grace = state.withLock { $0.graceDeadline }
+    reader.shellExited(killAt: max(now + options.drainAfterExit, grace ?? now))
+    await reader.finished.wait()
+    guard let pgid = processGroupID, ShellProcessGroups.hasLiveMembers(pgid) else { return }
+    // Members that closed their output but still run. Being stopped, they get the rest
+    // of their grace; otherwise the command is over and so are they.
+    if let deadline = state.withLock({ $0.graceDeadline }) {
+      while ContinuousClock.now < deadline, ShellProcessGroups.hasLiveMembers(pgid) {
+        try? await Task.sleep(for: .milliseconds(20))
+      }
+    }
+    _ = kill(-pgid, SIGKILL)
+    let limit = ContinuousClock.now + .seconds(2)
+    while ContinuousClock.now < limit, ShellProcessGroups.hasLiveMembers(pgid) {
+      try? await Task.sleep(for: .milliseconds(5))
+    }
+  }
+
+  private func complete(_ completion: Completion) {
+    sink.supervisor.withLock { $0 = nil }
+    let waiters = state.withLock { state in
+      state.completion = completion
+      let waiters = state.completionWaiters
+      state.completionWaiters = []
+      return waiters
+    }
+    for waiter in waiters { waiter.resume(returning: completion) }
+    decide(.completed(completion))
+  }
+
+  /// Records the first decisive event and wakes the caller; later ones are ignored.
+  func decide(_ decision: Decision) {
+    let waiter: CheckedContinuation<Decision, Never>? = state.withLock { state in
+      guard state.decision == nil else { return nil }
+      state.decision = decision
+      let waiter = state.decisionWaiter
+      state.decisionWaiter = nil
+      return waiter
+    }
+    waiter?.resume(returning: decision)
+  }
+
+  func decision() async -> Decision {
+    await withCheckedContinuation { continuation in
+      let ready: Decision? = state.withLock { state in
+        if let decision = state.decision { return decision }
+        state.decisionWaiter = continuation
+        return nil
+      }
+      if let ready { continuation.resume(returning: ready) }
+    }
+  }
+
+  func completion() async -> Completion {
+    await withCheckedContinuation { continuation in
+      let ready: Completion? = state.withLock { state in
+        if let completion = state.completion { return completion }
+        state.completionWaiters.append(continuation)
+        return nil
+      }
+      if let ready { continuation.resume(returning: ready) }
+    }
+  }
+
+  /// SIGTERM now, SIGKILL at the grace deadline; returns once the group is gone. Safe to
+  /// call more than once; the first call's deadline holds.
+  func terminate(grace: Duration) async -> Completion {
+    let (first, pgid, done) = state.withLock { state -> (Bool, pid_t?, Bool) in
+      if state.completion != nil { return (false, nil, true) }
+      if state.graceDeadline != nil { return (false, state.pgid, false) }
+      state.graceDeadline = ContinuousClock.now + grace
+      return (true, state.pgid, false)
+    }
+    if first && !done {
+      if let pgid { _ = kill(-pgid, SIGTERM) }
+      Task.detached { [self] in
+        try? await Task.sleep(for: grace)
+        let pgid = state.withLock { $0.completion == nil ? $0.pgid : nil }
+        if let pgid { _ = kill(-pgid, SIGKILL) }
+      }
+    }
+    return await completion()
+  }
+}
+
+/// Carries verdicts from the reader thread to the supervisor, which is created after
+/// the reader (the reader's closure needs somewhere to send them).
+final class ShellVerdictSink: Sendable {
+  let supervisor = Mutex<ShellSupervisor?>(nil)
+
+  func deliver(_ verdict: LineVerdict) {
+    if case .continue_ = verdict { return }
+    supervisor.withLock { $0 }?.decide(.verdict(verdict))
+  }
+}
+
+// MARK: - Reading
+
+/// Reads both pipes on a dedicated thread with poll(2): blocking reads must not sit on
+/// the Swift concurrency pool (two cores here), and a thread lets a slow consumer hold
+/// the process back through the pipe instead of through unbounded buffers.
+final class ShellPipeReader: Sendable {
+  struct Control {
+    var killAt: ContinuousClock.Instant? = nil
+    var stopAt: ContinuousClock.Instant? = nil
+  }
+
+  let stdoutFD: Int32
+  let stderrFD: Int32
+  let wakeRead: Int32
+  let wakeWrite: Int32
+  let maxLineBytes: Int
+  let onLine: @Sendable (LineStream, String) -> Void
+  let control = Mutex(Control())
+  let finished = ShellLatch()
+
+  init(
+    stdoutFD: Int32, stderrFD: Int32, maxLineBytes: Int,
+    onLine: @escaping @Sendable (LineStream, String) -> Void
+  ) throws(ShellProcessError) {
+    var wake: [Int32] = [-1, -1]
+    guard makeShellPipe(&wake, nonBlocking: true) else {
+      throw ShellProcessError("cannot create a pipe: \(String(cString: strerror(errno)))")
+    }
+    self.stdoutFD = stdoutFD
+    self.stderrFD = stderrFD
+    self.wakeRead = wake[0]
+    self.wakeWrite = wake[1]
+    self.maxLineBytes = maxLineBytes
+    self.onLine = onLine
+  }
+
+  func start(onKillDeadline: @escaping @Sendable () -> Void) {
+    let thread = Thread { [self] in loop(onKillDeadline: onKillDeadline) }
+    thread.name = "pinpool-shell-reader"
+    thread.start()
+  }
+
+  /// After `killAt`, if the pipes are still open, `onKillDeadline` runs and reading
+  /// stops at most a second later even if something outside the group holds them.
+  func shellExited(killAt: ContinuousClock.Instant) {
+    control.withLock { $0.killAt = killAt }
+    wake()
+  }
+
+  func stop() {
+    control.withLock { $0.stopAt = .now }
+    wake()
+  }
+
+  private func wake() {
+    var byte: UInt8 = 1
+    _ = write(wakeWrite, &byte, 1)
+  }
+
+  private func loop(onKillDeadline: @Sendable () -> Void) {
+    var splitters = [
+      ShellLineSplitter(maxLineBytes: maxLineBytes), ShellLineSplitter(maxLineBytes: maxLineBytes),
+    ]
+    let streams: [LineStream] = [.stdout, .stderr]
+    let fds = [stdoutFD, stderrFD]
+    var open = [true, true]
+    var killed = false
+    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    let onLine = self.onLine
+
+    while open[0] || open[1] {
+      let current = control.withLock { $0 }
+      let now = ContinuousClock.now
+      if let stopAt = current.stopAt, now >= stopAt { break }
+      if let killAt = current.killAt, !killed, now >= killAt {
+        killed = true
+        onKillDeadline()
+        control.withLock { $0.stopAt = min($0.stopAt ?? now + .seconds(1), now + .seconds(1)) }
+        continue
+      }
+      var deadline: ContinuousClock.Instant? = current.stopAt
+      if !killed, let killAt = current.killAt { deadline = min(deadline ?? killAt, killAt) }
+      var timeout: Int32 = -1
+      if let deadline {
+        let remaining = now.duration(to: deadline)
+        let milliseconds =
+          remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+        timeout = Int32(clamping: max(1, milliseconds + 1))
+      }
+      var polled = [
+        pollfd(fd: open[0] ? fds[0] : -1, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: open[1] ? fds[1] : -1, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+      ]
+      let ready = poll(&polled, 3, timeout)
+      if ready < 0 {
+        if errno == EINTR { continue }
+        break
+      }
+      if polled[2].revents != 0 {
+        var sink = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &sink, sink.count) > 0 {}
+      }
+      for index in 0..<2 where open[index] && polled[index].revents != 0 {
+        let count = read(fds[index], &buffer, buffer.count)
+        if count > 0 {
+          let stream = streams[index]
+          buffer.withUnsafeBufferPointer { bytes in
+            splitters[index].feed(UnsafeBufferPointer(rebasing: bytes[0..<count])) { onLine(stream, $0) }
+          }
+        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+          open[index] = false
+          splitters[index].finish { onLine(streams[index], $0) }
+        }
+      }
+    }
+    for index in 0..<2 where open[index] {
+      splitters[index].finish { onLine(streams[index], $0) }
+    }
+    close(stdoutFD)
+    close(stderrFD)
+    close(wakeRead)
+    close(wakeWrite)
+    finished.signal()
+  }
+}
+
+/// Cuts a byte stream into lines. `\n`, `\r\n` and a lone `\r` end a line; a line longer
+/// than `maxLineBytes` is emitted in pieces cut where no UTF-8 sequence is split.
+struct ShellLineSplitter {
+  let maxLineBytes: Int
+  private var pending: [UInt8] = []
+  private var skipLineFeed = false
+
+  init(maxLineBytes: Int) { self.maxLineBytes = maxLineBytes }
+
+  mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, emit: (String) -> Void) {
+    var start = 0
+    var index = 0
+    let count = bytes.count
+    while index < count {
+      let byte = bytes[index]
+      if byte == 0x0A || byte == 0x0D {
+        if byte == 0x0A && skipLineFeed && index == start && pending.isEmpty {
+          skipLineFeed = false
+          index += 1
+          start = index
+          continue
+        }
+        pending.append(contentsOf: bytes[start..<index])
+        emit(String(decoding: pending, as: UTF8.self))
+        pending.removeAll(keepingCapacity: true)
+        skipLineFeed = byte == 0x0D
+        index += 1
+        start = index
+        continue
+      }
+      skipLineFeed = false
+      index += 1
+      if pending.count + (index - start) >= maxLineBytes {
+        pending.append(contentsOf: bytes[start..<index])
+        start = index
+        emitLongPiece(emit: emit)
+      }
+    }
+    pending.append(contentsOf: bytes[start..<count])
+  }
+
+  mutating func finish(emit: (String) -> Void) {
+    if !pending.isEmpty { emit(String(decoding: pending, as: UTF8.self)) }
+    pending.removeAll()
+    skipLineFeed = false
+  }
+
+  private mutating func emitLongPiece(emit: (String) -> Void) {
+    let limit = min(maxLineBytes, pending.count)
+    var cut = limit
+    // Back up over continuation bytes (10xxxxxx) so the cut falls between characters.
+    while cut < pending.count, cut > limit - 3, cut > 1, pending[cut] & 0xC0 == 0x80 {
+      cut -= 1
+    }
+    if cut < pending.count, pending[cut] & 0xC0 == 0x80 { cut = limit }
+    emit(String(decoding: pending[..<cut], as: UTF8.self))
+    pending.removeFirst(cut)
+  }
+}
+
+// MARK: - Helpers
+
+/// A one-shot event many tasks can wait for.
+final class ShellLatch: Sendable {
+  private let state = Mutex<(signalled: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+  func signal() {
+    let waiters = state.withLock { state in
+      state.signalled = true
+      let waiters = state.waiters
+      state.waiters = []
+      return waiters
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+
+  func wait() async {
+    await withCheckedContinuation { continuation in
+      let ready = state.withLock { state in
+        if state.signalled { return true }
+        state.waiters.append(continuation)
+        return false
+      }
+      if ready { continuation.resume() }
+    }
+  }
+}
+
+enum ShellProcessGroups {
+  /// Whether any process of the group is still running. Zombies do not count: an
+  /// orphan's zombie waits for init to reap it and runs nothing.
+  static func hasLiveMembers(_ pgid: pid_t) -> Bool {
+    if kill(-pgid, 0) != 0 { return errno == EPERM }
+    #if os(Linux)
+      guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
+      for entry in entries {
+        guard entry.first?.isNumber == true, Int32(entry) != nil else { continue }
+        guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")")
+        else { continue }
+        // "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 3, Int32(fields[2]) == pgid else { continue }
+        if fields[0] != "Z" && fields[0] != "X" { return true }
+      }
+      return false
+    #else
+      return true
+    #endif
+  }
+}
+
+enum ShellPidRecords {
+  static func write(pgid: pid_t, directory: String, command: String) {
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let text = "boot=\(bootID())\ncommand=\(command.prefix(200).replacingOccurrences(of: "\n", with: " "))\n"
+    try? text.write(toFile: directory + "/\(pgid)", atomically: true, encoding: .utf8)
+  }
+
+  static func remove(pgid: pid_t, directory: String) {
+    unlink(directory + "/\(pgid)")
+  }
+
+  /// Changes at every boot, so a record can tell whether its pid is still ours.
+  static func bootID() -> String {
+    let text = try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+    return text?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+  }
+}
+
+/// pipe(2) with both ends close-on-exec. (Subprocess also closes stray descriptors in
+/// the children it starts; this covers anything else that forks.)
+fileprivate func makeShellPipe(_ fds: inout [Int32], nonBlocking: Bool = false) -> Bool {
+  guard pipe(&fds) == 0 else { return false }
+  for fd in fds {
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    if nonBlocking { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+  }
+  return true
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Shared
+import Subprocess
+
+#if canImport(System)
+  import System
+#else
+  import SystemPackage
+#endif
+
+public struct GPUProbeResult: Sendable {
+  public var gpus: [GPU]
+  public var warnings: [String]
+
+  public init(gpus: [GPU], warnings: [String]) {
+    self.gpus = gpus
+    self.warnings = warnings
+  }
+}
+
+/// Asks the vendor tools which GPUs this machine has. The probe never throws: a machine
+/// whose tools are missing, broken or hung is a machine with no GPUs plus a warning the
+/// operator can read, and the worker still serves CPU jobs.
+public enum GPUProbe {
+  static let nvidiaArguments = [
+    "--query-gpu=index,uuid,name,memory.total,memory.free,driver_version,compute_cap",
+    "--format=csv,noheader,nounits",
+  ]
+  static let rocmArguments = ["--showproductname", "--showmeminfo", "vram", "--json"]
+
+  /// - Parameters:
+  ///   - path: the `PATH` to look for `nvidia-smi` and `rocm-smi` in.
+  ///   - timeout: how long a tool may run; a hung driver must not stop the worker starting.
+  public static func probe(
+    path: String? = ProcessInfo.processInfo.environment["PATH"],
+    timeout: Duration = .seconds(5)
+  ) async -> GPUProbeResult {
+    let directories = (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
+    if let nvidia = findExecutable("nvidia-smi", in: directories) {
+      return await runTool(
+        nvidia, arguments: nvidiaArguments, timeout: timeout, parse: NvidiaSMIParser.parse(csv:))
+    }
+    if let rocm = findExecutable("rocm-smi", in: directories) {
+      return await runTool(
+        rocm, arguments: rocmArguments, timeout: timeout, parse: ROCmSMIParser.parse(json:))
+    }
+    return GPUProbeResult(gpus: [], warnings: [])
+  }
+
+  static func findExecutable(_ name: String, in directories: [String]) -> String? {
+    for directory in directories where !directory.isEmpty {
+      let candidate = directory + "/" + name
+      if access(candidate, X_OK) == 0 {
+        var info = stat()
+        if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG { return candidate }
+      }
+    }
+    return nil
+  }
+
+  private enum ToolRun: Sendable {
+    case finished(TerminationStatus, String, String)
+    case failed(String)
+    case timedOut
+  }
+
+  private static func runTool(
+    _ tool: String, arguments: [String], timeout: Duration,
+    parse: @Sendable (String) -> GPUProbeResult
+  ) async -> GPUProbeResult {
+    let name = (tool as NSString).lastPathComponent
+    let outcome = await withTaskGroup(of: ToolRun?.self) { group -> ToolRun in
+      group.addTask {
+        var options = PlatformOptions()
+        // Its own group, so the timeout also ends any helper the tool started.
+        options.createSession = true
+        options.teardownSequence = [
+          .send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .milliseconds(500))
+        ]
+        do {
+          let result = try await Subprocess.run(
+            .path(FilePath(tool)), arguments: Arguments(arguments), platformOptions: options,
+            output: .string(limit: 4 * 1024 * 1024), error: .string(limit: 64 * 1024))
+          return .finished(
+            result.terminationStatus, result.standardOutput, result.standardError)
+        } catch is CancellationError {
+          return nil
+        } catch {
+          if Task.isCancelled { return nil }
+          return .failed("\(error)")
+        }
+      }
+      group.addTask {
+        try? await Task.sleep(for: timeout)
+        return Task.isCancelled ? nil : .timedOut
+      }
+      var first: ToolRun = .timedOut
+      for await result in group {
+        if let result {
+          first = result
+          break
+        }
+      }
+      group.cancelAll()
+      return first
+    }
+    switch outcome {
+    case .timedOut:
+      return GPUProbeResult(
+        gpus: [], warnings: ["\(name) did not answer within \(timeout) and was stopped; reporting no GPUs"])
+    case .failed(let reason):
+      return GPUProbeResult(gpus: [], warnings: ["\(name) could not be run: \(reason); reporting no GPUs"])
+    case .finished(let status, let output, let errorOutput):
+      guard status.isSuccess else {
+        let detail = ROCmSMIParser.excerpt(errorOutput.isEmpty ? output : errorOutput)
+        return GPUProbeResult(
+          gpus: [], warnings: ["\(name) failed (\(status)): \(detail); reporting no GPUs"])
+      }
+      return parse(output)
+    }
+  }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Shared
+
+/// Builds a job's process environment from an allowlist. Nothing reaches a job from the
+/// worker's own environment unless it is named here or passed through by the operator:
+/// a host `PYTHONPATH`, a token in the worker's shell, or the host's `~/.cache` would make
+/// jobs behave differently per machine and leak secrets into logs.
+public struct JobEnvironment {
+  public static let systemBins = [
+    "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
+  ]
+
+  /// Variables that decide which GPUs a job sees; neither the operator's pass-through nor
+  /// the job's own variables may change them, so a job cannot reach GPUs it was not given.
+  public static let gpuVariables: Set<String> = [
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
+  ]
+
+  /// - Parameters:
+  ///   - jobVariables: the job's own variables; they override everything but the GPU
+  ///     selection and `PINPOOL_WORKSPACE`.
+  ///   - gpuIndices: the worker's indices of the GPUs given to the job (nvidia-smi order).
+  ///   - visibleDevices: device names to expose instead of the indices — MIG instances
+  ///     are only addressable by their `MIG-…` uuid.
+  ///   - passThrough: names the operator chose to pass from the worker's environment.
+  ///   - createDirectories: create HOME, TMPDIR and the XDG and cache folders; tests that
+  ///     only inspect the values can switch it off.
+  public static func make(
+    workerRoot: String, workspace: String, jobVariables: [String: String], gpuIndices: [Int],
+    gpuVendor: GPUVendor?, runtimeBin: [String], passThrough: [String],
+    hostEnvironment: [String: String] = ProcessInfo.processInfo.environment,
+    visibleDevices: [String]? = nil, createDirectories: Bool = true
+  ) -> [String: String] {
+    var env: [String: String] = [:]
+    env["PATH"] = (runtimeBin + systemBins).joined(separator: ":")
+    env["LANG"] = nonEmpty(hostEnvironment["LANG"]) ?? "C.UTF-8"
+    for name in ["TZ", "TERM"] {
+      if let value = nonEmpty(hostEnvironment[name]) { env[name] = value }
+    }
+
+    let home = workspace + "/.home"
+    let tmp = workspace + "/.tmp"
+    let cache = workerRoot + "/cache"
+    let directories: [String: String] = [
+      "HOME": home,
+      "TMPDIR": tmp,
+      "XDG_CACHE_HOME": home + "/.cache",
+      "XDG_CONFIG_HOME": home + "/.config",
+      "XDG_DATA_HOME": home + "/.local/share",
+      "XDG_STATE_HOME": home + "/.local/state",
+      "PIP_CACHE_DIR": cache + "/pip",
+      "UV_CACHE_DIR": cache + "/uv",
+      "HF_HOME": cache + "/hf",
+      "TORCH_HOME": cache + "/torch",
+      "npm_config_cache": cache + "/npm",
+    ]
+    for (name, path) in directories {
+      env[name] = path
+      if createDirectories {
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+      }
+    }
+    env["PYTHONNOUSERSITE"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PINPOOL_WORKSPACE"] = workspace
+
+    for name in passThrough where !gpuVariables.contains(name) && name != "PINPOOL_WORKSPACE" {
+      if let value = hostEnvironment[name] { env[name] = value }
+    }
+    for (name, value) in jobVariables where !gpuVariables.contains(name) && name != "PINPOOL_WORKSPACE" {
+      env[name] = value
+    }
+
+    // nvidia-smi numbers GPUs by PCI bus; CUDA's default order is "fastest first", so
+    // without this the index the scheduler gave could name a different card.
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    let devices = visibleDevices ?? gpuIndices.map(String.init)
+    if devices.isEmpty {
+      // An empty CUDA_VISIBLE_DEVICES hides every GPU; "void" is the container toolkit's
+      // spelling of none; -1 is no valid HIP device.
+      env["CUDA_VISIBLE_DEVICES"] = ""
+      env["NVIDIA_VISIBLE_DEVICES"] = "void"
+      env["HIP_VISIBLE_DEVICES"] = "-1"
+    } else {
+      let list = devices.joined(separator: ",")
+      env["CUDA_VISIBLE_DEVICES"] = list
+      env["NVIDIA_VISIBLE_DEVICES"] = list
+      env["HIP_VISIBLE_DEVICES"] = gpuVendor == .nvidia ? "-1" : list
+    }
+    return env
+  }
+
+  /// Applies a `shell.run` step's `env` parameter. Strings, numbers and booleans set the
+  /// variable; an array is prepended to the current value with `:` (Pinokio's way of
+  /// adding to `PATH`); `null` removes the variable; an object is set to its JSON text.
+  public static func applying(stepEnv: [String: JSONValue], to env: [String: String]) -> [String: String] {
+    var result = env
+    for (name, value) in stepEnv.sorted(by: { $0.key < $1.key }) {
+      switch value {
+      case .null:
+        result[name] = nil
+      case .array(let items):
+        let added = items.filter { !$0.isNull }.map(\.interpolationText).filter { !$0.isEmpty }
+        let existing = nonEmpty(result[name]).map { [$0] } ?? []
+        result[name] = (added + existing).joined(separator: ":")
+      case .object:
+        result[name] = value.serialized()
+      case .string, .number, .bool:
+        result[name] = value.interpolationText
+      }
+    }
+    return result
+  }
+
+  private static func nonEmpty(_ value: String?) -> String? {
+    guard let value, !value.isEmpty else { return nil }
+    return value
+  }
+}

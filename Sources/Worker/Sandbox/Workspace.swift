@@ -1,0 +1,112 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+public struct WorkspaceError: Error, Sendable, CustomStringConvertible {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// One job attempt's private folder, `ROOT/jobs/JOB-ATTEMPT`. Each attempt gets a fresh
+/// one, so a requeued job never sees half-finished files from the attempt it replaces.
+public struct Workspace: Sendable {
+  /// Absolute and canonical, so it can be compared with resolved paths.
+  public let root: String
+
+  public var confinement: Confinement { Confinement(root: root) }
+
+  public init(existing root: String) {
+    self.root = Confinement(root: root).root
+  }
+
+  public static func create(workerRoot: String, jobID: String, attempt: Int) throws -> Workspace {
+    try validate(jobID: jobID)
+    guard attempt >= 0 else { throw WorkspaceError("attempt \(attempt) is negative") }
+    let jobs = workerRoot + "/jobs"
+    do {
+      try FileManager.default.createDirectory(atPath: jobs, withIntermediateDirectories: true)
+    } catch {
+      throw WorkspaceError("cannot create the jobs folder '\(jobs)': \(error.localizedDescription)")
+    }
+    let path = Confinement(root: jobs).root + "/\(jobID)-\(attempt)"
+    // Left over from an earlier run of the worker (a crash before cleanup): start clean,
+    // removing it without following any link it holds.
+    _ = try WorkspaceCleanup.remove(path, diskFreeAt: jobs)
+    guard mkdir(path, 0o755) == 0 else {
+      throw WorkspaceError("cannot create the workspace '\(path)': \(String(cString: strerror(errno)))")
+    }
+    return Workspace(existing: path)
+  }
+
+  /// Job ids become one path component; anything that could name another folder is refused.
+  static func validate(jobID: String) throws {
+    let problem: String? =
+      if jobID.isEmpty { "it is empty" } else if jobID.contains("/") {
+        "it contains '/'"
+      } else if jobID.contains("..") { "it contains '..'" } else if jobID.hasPrefix(".") {
+        "it starts with '.'"
+      } else if jobID.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+        "it contains a control character"
+      } else if jobID.utf8.count > 200 { "it is longer than 200 bytes" } else { nil }
+    if let problem { throw WorkspaceError("refusing job id '\(jobID)' as a folder name: \(problem)") }
+  }
+
+  /// Writes a bundle's files. Each path is confined to the workspace and written without
+  /// following a link at its final component; the mode is applied as given (permission
+  /// bits only), so scripts shipped executable stay executable. Mode 0 means "unknown" and
+  /// becomes 0644.
+  public func write(files: [(path: String, mode: UInt16, data: [UInt8])]) throws {
+    let confinement = self.confinement
+    for file in files {
+      let target: String
+      do {
+        target = try confinement.resolveWithoutFollowingFinalSymlink(file.path)
+      } catch {
+        throw WorkspaceError("bundle file \(error.description)")
+      }
+      guard target != root else {
+        throw WorkspaceError("bundle file path '\(file.path)' names the workspace itself")
+      }
+      let parent = (target as NSString).deletingLastPathComponent
+      do {
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+      } catch {
+        throw WorkspaceError(
+          "cannot create folder for bundle file '\(file.path)': \(error.localizedDescription)")
+      }
+      let mode = file.mode == 0 ? mode_t(0o644) : mode_t(file.mode & 0o777)
+      let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
+      guard fd >= 0 else {
+        throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
+      }
+      defer { close(fd) }
+      var written = 0
+      while written < file.data.count {
+        let count = file.data.withUnsafeBytes { raw in
+          writeBytes(fd, raw.baseAddress! + written, raw.count - written)
+        }
+        if count < 0 {
+          if errno == EINTR { continue }
+          throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
+        }
+        written += count
+      }
+      // open() applies the umask; the bundle's mode is what the author meant.
+      guard fchmod(fd, mode) == 0 else {
+        throw WorkspaceError(
+          "cannot set mode of bundle file '\(file.path)': \(String(cString: strerror(errno)))")
+      }
+    }
+  }
+}
+
+/// `write(2)`, reachable from inside `Workspace`, whose own `write(files:)` hides it.
+private func writeBytes(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+  write(fd, buffer, count)
+}

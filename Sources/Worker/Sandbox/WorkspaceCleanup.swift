@@ -1,0 +1,148 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+public struct CleanupReport: Sendable, Codable, Hashable {
+  /// Apparent sizes (`st_size`) of the regular files and symlinks removed, plus the
+  /// allocated size of the directories. Apparent size is what a person expects a file to
+  /// weigh and stays meaningful on compressing filesystems, where allocated blocks of a
+  /// file of zeros can be nearly nothing; the disk may therefore gain less than this.
+  /// A file with other hard links outside the tree frees nothing and is not counted.
+  public var bytesFreed: Int64
+  public var diskFreeAfter: Int64
+
+  public init(bytesFreed: Int64, diskFreeAfter: Int64) {
+    self.bytesFreed = bytesFreed
+    self.diskFreeAfter = diskFreeAfter
+  }
+}
+
+public struct CleanupError: Error, Sendable, CustomStringConvertible {
+  public let path: String
+  /// What could not be removed, with the reason, up to a handful of entries.
+  public let failures: [String]
+  /// Bytes freed before giving up, so the caller can still report progress.
+  public let bytesFreed: Int64
+
+  public var description: String {
+    let more = failures.count > 1 ? " (and \(failures.count - 1) more)" : ""
+    return "could not fully remove '\(path)': \(failures.first ?? "unknown error")\(more)"
+  }
+}
+
+/// Deletes a workspace without ever following a symbolic link: a job may leave a link to
+/// `/` or to the user's data, and only the link may go. The walk works on directory file
+/// descriptors (`openat`/`unlinkat` with `O_NOFOLLOW`), so a name that is a link is
+/// unlinked, never opened. Directories the job made read-only are made `u+rwx` first so
+/// their contents can go; nothing on another filesystem mounted inside is descended into.
+///
+/// It is meant to run after the job's processes are gone; a process still writing during
+/// the walk can make it fail (reported), not escape it.
+public enum WorkspaceCleanup {
+  public static func remove(_ path: String, diskFreeAt: String) throws(CleanupError) -> CleanupReport {
+    var walker = Walker()
+    let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    let parent = (trimmed as NSString).deletingLastPathComponent
+    let name = (trimmed as NSString).lastPathComponent
+    guard !name.isEmpty, name != ".", name != "..", name != "/" else {
+      throw CleanupError(
+        path: path, failures: ["refusing to remove a path that names no entry"], bytesFreed: 0)
+    }
+    let parentFD = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if parentFD < 0 {
+      if errno == ENOENT {
+        return CleanupReport(bytesFreed: 0, diskFreeAfter: HostProbe.diskFree(at: diskFreeAt))
+      }
+      throw CleanupError(
+        path: path, failures: ["cannot open '\(parent)': \(String(cString: strerror(errno)))"], bytesFreed: 0)
+    }
+    defer { close(parentFD) }
+    var info = stat()
+    if fstatat(parentFD, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
+      if errno == ENOENT {
+        return CleanupReport(bytesFreed: 0, diskFreeAfter: HostProbe.diskFree(at: diskFreeAt))
+      }
+      throw CleanupError(
+        path: path, failures: ["cannot examine it: \(String(cString: strerror(errno)))"], bytesFreed: 0)
+    }
+    walker.device = info.st_dev
+    walker.removeEntry(parentFD: parentFD, name: Array(name.utf8CString), displayPath: trimmed)
+    if !walker.failures.isEmpty {
+      throw CleanupError(path: path, failures: walker.failures, bytesFreed: walker.bytesFreed)
+    }
+    return CleanupReport(bytesFreed: walker.bytesFreed, diskFreeAfter: HostProbe.diskFree(at: diskFreeAt))
+  }
+
+  private struct Walker {
+    var bytesFreed: Int64 = 0
+    var failures: [String] = []
+    var device: dev_t = 0
+
+    mutating func fail(_ path: String, _ what: String) {
+      if failures.count < 20 { failures.append("\(path): \(what): \(String(cString: strerror(errno)))") }
+    }
+
+    /// `name` is kept as the raw bytes readdir gave, NUL-terminated: a file name that is
+    /// not valid UTF-8 must still be removable.
+    mutating func removeEntry(parentFD: Int32, name: [CChar], displayPath: String) {
+      var info = stat()
+      guard fstatat(parentFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+        if errno != ENOENT { fail(displayPath, "cannot examine") }
+        return
+      }
+      if (info.st_mode & S_IFMT) != S_IFDIR {
+        guard unlinkat(parentFD, name, 0) == 0 else {
+          if errno != ENOENT { fail(displayPath, "cannot remove") }
+          return
+        }
+        // Only the last link frees the data.
+        if info.st_nlink <= 1 { bytesFreed += Int64(info.st_size) }
+        return
+      }
+      guard info.st_dev == device else {
+        errno = EXDEV
+        fail(displayPath, "another filesystem is mounted here; left in place")
+        return
+      }
+      // Reading a directory needs r-x and removing its entries needs -wx.
+      if (info.st_mode & 0o700) != 0o700 {
+        _ = fchmodat(parentFD, name, (info.st_mode & 0o7777) | 0o700, 0)
+      }
+      let fd = openat(parentFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+      guard fd >= 0 else {
+        fail(displayPath, "cannot open directory")
+        return
+      }
+      // fdopendir takes ownership of fd; closedir closes it.
+      guard let directory = fdopendir(fd) else {
+        fail(displayPath, "cannot read directory")
+        close(fd)
+        return
+      }
+      var names: [[CChar]] = []
+      while let entry = readdir(directory) {
+        let child: [CChar] = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+          raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }
+        }
+        if child != [46] && child != [46, 46] { names.append(child + [0]) }
+      }
+      let directoryFD = dirfd(directory)
+      for child in names {
+        let childName = String(decoding: child.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        removeEntry(parentFD: directoryFD, name: child, displayPath: displayPath + "/" + childName)
+      }
+      closedir(directory)
+      guard unlinkat(parentFD, name, AT_REMOVEDIR) == 0 else {
+        if errno != ENOENT { fail(displayPath, "cannot remove directory") }
+        return
+      }
+      bytesFreed += Int64(info.st_blocks) * 512
+    }
+  }
+}

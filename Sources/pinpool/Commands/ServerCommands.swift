@@ -1,0 +1,215 @@
+import ArgumentParser
+import Coordinator
+import Dispatch
+import Foundation
+import Logging
+import Shared
+import Worker
+
+struct CoordinatorCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "coordinator", abstract: "Run the coordinator: the queue, the scheduler and the client API.",
+    discussion:
+      "Example: pinpool coordinator --data /var/lib/pinpool --bind tcp://0.0.0.0:7450 --keys /etc/pinpool/keys"
+  )
+  @Option(help: "Folder for the job store (SQLite) and logs.") var data: String
+  @Option(help: "The ZeroMQ endpoint to listen on.") var bind = "tcp://127.0.0.1:7450"
+  @Flag(help: "Allow a non-loopback bind without keys.") var insecure = false
+  @Option(help: "Seconds between heartbeats.") var heartbeatInterval: Double = 5
+  @Option(help: "Missed heartbeats before a worker counts as offline.") var liveness: Int = 6
+
+  func run() async throws {
+    try checkBind(bind, insecure: insecure)
+    let logger = makeLogger("coordinator")
+    let context = ZMQContext()
+    let server: CoordinatorServer
+    do {
+      server = try CoordinatorServer(
+        configuration: CoordinatorConfiguration(
+          dataDirectory: data, bind: bind,
+          settings: CoordinatorSettings(heartbeatInterval: heartbeatInterval, liveness: liveness)),
+        context: context, logger: logger)
+    } catch {
+      throw CLIError("cannot start the coordinator: \(error)")
+    }
+    print("pinpool coordinator listening on \(server.endpoint)")
+    await waitForTerminationSignal()
+    logger.info("shutting down")
+    server.shutdown()
+  }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "worker", abstract: "Run a worker that takes jobs from a coordinator.",
+    discussion: """
+      Examples:
+        pinpool worker --coordinator tcp://10.0.0.2:7450 --root /var/lib/pinpool-worker --label site=studio
+        pinpool worker --root /tmp/w --gpu "nvidia:NVIDIA GeForce RTX 4090:24GiB"
+        pinpool worker --probe --root /tmp/w
+      """)
+  @Option(help: "The coordinator's endpoint.") var coordinator =
+    ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
+  @Option(help: "The worker's own folder: workspaces, runtime, caches.") var root: String
+  @Option(help: "The name people use for this worker (default: the host name).") var name: String?
+  @Option(name: .customLong("label"), help: ArgumentHelp("A label jobs can require.", valueName: "key=value"))
+  var labels: [String] = []
+  @Option(help: "Jobs run at once.") var slots: Int = 1
+  @Option(
+    name: .customLong("gpu"),
+    help: ArgumentHelp("Declare a GPU instead of probing.", valueName: "vendor:model:vram"))
+  var gpus: [String] = []
+  @Flag(help: "Declare that this worker has no GPU (skip the probe).") var noGpu = false
+  @Option(name: .customLong("pass-env"), help: "A variable of the worker's environment that jobs may see.")
+  var passEnv: [String] = []
+  @Option(help: "Seconds between SIGTERM and SIGKILL when a job is stopped.") var killGrace: Double = 10
+  @Flag(help: "Print what the worker would advertise, as JSON, and exit.") var probe = false
+
+  func run() async throws {
+    let configuration = try makeConfiguration()
+    if probe {
+      let (advert, warnings) = try await WorkerProbe.advert(configuration: configuration)
+      for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+      let view = WorkerView(
+        id: advert.id, name: advert.name, state: .online, gpus: advert.gpus.map(GPUView.init),
+        diskFree: advert.diskFree, slots: advert.slots, running: 0, lastSeen: Timestamp.iso(Timestamp.now()),
+        labels: advert.labels, cpuCores: advert.host.cpuCores, memoryTotal: advert.host.memoryTotal)
+      return printJSON(view)
+    }
+    let logger = makeLogger("worker")
+    let agent = try await WorkerAgent(configuration: configuration, context: ZMQContext(), logger: logger)
+    let task = Task { try await agent.run() }
+    await waitForTerminationSignal()
+    task.cancel()
+    try? await task.value
+  }
+
+  func makeConfiguration() throws -> WorkerConfiguration {
+    guard slots >= 1 else { throw CLIError("--slots must be 1 or more") }
+    var configuration = WorkerConfiguration(
+      coordinator: coordinator, root: URL(fileURLWithPath: root).standardizedFileURL.path)
+    configuration.name = name
+    configuration.slots = slots
+    configuration.passEnvironment = passEnv
+    configuration.shellOptions = ShellOptions(terminationGrace: .milliseconds(Int(killGrace * 1000)))
+    for label in labels {
+      let (key, value) = try keyValue(label, flag: "--label")
+      configuration.labels[key] = value
+    }
+    if noGpu {
+      configuration.declaredGPUs = []
+    } else if !gpus.isEmpty {
+      configuration.declaredGPUs = try gpus.enumerated().map { index, text in
+        do { return try GPU(declaration: text, index: index) } catch { throw CLIError("--gpu: \(error)") }
+      }
+    }
+    return configuration
+  }
+}
+
+struct DevCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "dev", abstract: "Run a coordinator and one local worker in one process, to try Pinpool.",
+    discussion: "Then, in another terminal: pinpool submit SCRIPT --follow")
+  @Option(help: "Folder for the coordinator's store and the worker's root.") var data: String?
+  @Option(help: "The endpoint to listen on.") var bind = "tcp://127.0.0.1:7450"
+  @Option(
+    name: .customLong("gpu"),
+    help: ArgumentHelp("Declare a GPU instead of probing.", valueName: "vendor:model:vram"))
+  var gpus: [String] = []
+  @Option(help: "Jobs the local worker runs at once.") var slots: Int = 2
+
+  func run() async throws {
+    try checkBind(bind, insecure: false)
+    let folder = URL(
+      fileURLWithPath: data ?? (FileManager.default.homeDirectoryForCurrentDirectory() + "/.pinpool/dev")
+    ).standardizedFileURL.path
+    let logger = makeLogger("dev")
+    let context = ZMQContext()
+    let server: CoordinatorServer
+    do {
+      server = try CoordinatorServer(
+        configuration: CoordinatorConfiguration(dataDirectory: folder + "/coordinator", bind: bind),
+        context: context, logger: logger)
+    } catch {
+      throw CLIError("cannot start the coordinator: \(error)")
+    }
+    var configuration = WorkerConfiguration(coordinator: server.endpoint, root: folder + "/worker")
+    configuration.name = "local"
+    configuration.slots = slots
+    if !gpus.isEmpty {
+      configuration.declaredGPUs = try gpus.enumerated().map { index, text in
+        do { return try GPU(declaration: text, index: index) } catch { throw CLIError("--gpu: \(error)") }
+      }
+    }
+    let agent = try await WorkerAgent(configuration: configuration, context: context, logger: logger)
+    print("pinpool dev: coordinator on \(server.endpoint), data in \(folder)")
+    print("submit with: pinpool submit SCRIPT --follow")
+    let task = Task { try await agent.run() }
+    await waitForTerminationSignal()
+    task.cancel()
+    try? await task.value
+    server.shutdown()
+  }
+}
+
+extension FileManager {
+  fileprivate func homeDirectoryForCurrentDirectory() -> String {
+    ProcessInfo.processInfo.environment["HOME"] ?? currentDirectoryPath
+  }
+}
+
+/// Refuses to listen beyond loopback without keys unless told to.
+func checkBind(_ endpoint: String, insecure: Bool) throws {
+  guard endpoint.hasPrefix("tcp://") else { return }
+  let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
+  let loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host.hasPrefix("127.")
+  if !loopback && !insecure {
+    throw CLIError(
+      "refusing to listen on \(endpoint) without keys: anyone who can reach it could run commands on your workers. "
+        + "Bind to 127.0.0.1, or pass --insecure on a network you trust.")
+  }
+}
+
+func makeLogger(_ label: String) -> Logger {
+  LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+  var logger = Logger(label: "pinpool.\(label)")
+  logger.logLevel =
+    ProcessInfo.processInfo.environment["PINPOOL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+  return logger
+}
+
+/// Waits for SIGINT or SIGTERM, the way systemd and a terminal ask a service to stop.
+func waitForTerminationSignal() async {
+  signal(SIGINT, SIG_IGN)
+  signal(SIGTERM, SIG_IGN)
+  let box = SignalSources()
+  await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    let resume = OnceFlag()
+    for sig in [SIGINT, SIGTERM] {
+      let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+      source.setEventHandler {
+        if resume.claim() { continuation.resume() }
+      }
+      source.resume()
+      box.sources.append(source)
+    }
+  }
+  for source in box.sources { source.cancel() }
+}
+
+private final class SignalSources: @unchecked Sendable {
+  var sources: [any DispatchSourceSignal] = []
+}
+
+private final class OnceFlag: @unchecked Sendable {
+  private let lock = NSLock()
+  private var claimed = false
+  func claim() -> Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    if claimed { return false }
+    claimed = true
+    return true
+  }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+/// Options every client command shares.
+struct ClientOptions: ParsableArguments {
+  @Option(
+    help: ArgumentHelp(
+      "The coordinator's endpoint (or set PINPOOL_COORDINATOR).", valueName: "endpoint"))
+  var coordinator: String =
+    ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
+
+  @Flag(help: "Print machine-readable JSON (one object or one array).")
+  var json = false
+
+  @Option(help: ArgumentHelp("Seconds to wait for the coordinator's answer.", valueName: "seconds"))
+  var replyTimeout: Double = 5
+
+  func client() throws -> RequestClient {
+    do {
+      return try RequestClient(endpoint: coordinator, timeout: .milliseconds(Int(replyTimeout * 1000)))
+    } catch {
+      throw CLIError(error.description)
+    }
+  }
+
+  func request<Request: Encodable, Result: Codable & Sendable>(
+    _ client: RequestClient, _ type: MessageType, _ header: Request, requestID: String, payload: [Data] = [],
+    expecting: Result.Type
+  ) throws -> Result {
+    do {
+      return try client.request(type, header, requestID: requestID, payload: payload, expecting: Result.self)
+    } catch {
+      throw CLIError(error.description)
+    }
+  }
+}
+
+/// An error the CLI prints as one line on stderr and exits 1 with.
+struct CLIError: Error, CustomStringConvertible {
+  var description: String
+  init(_ description: String) { self.description = description }
+}
+
+func newRequestID() -> String { UUID().uuidString.lowercased() }
+
+func printJSON<T: Encodable>(_ value: T) {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+  if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}
+
+func printJSONLine<T: Encodable>(_ value: T) {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+  if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import Worker
+
+@Suite struct ShellProcessTests {
+  typealias Line = (stream: LineStream, text: String)
+
+  /// Lines seen, plus the process group id once the command printed `PGID <n>`.
+  final class Recorder: Sendable {
+    let lines = Mutex<[String]>([])
+    let pgid = Mutex<Int32>(0)
+    let pgidSeen = ShellLatch()
+
+    func record(_ stream: LineStream, _ line: String) {
+      lines.withLock { $0.append("\(stream.rawValue): \(line)") }
+      if line.hasPrefix("PGID "), let value = Int32(line.dropFirst(5)) {
+        pgid.withLock { $0 = value }
+        pgidSeen.signal()
+      }
+    }
+    var all: [String] { lines.withLock { $0 } }
+    var group: Int32 { pgid.withLock { $0 } }
+
+    /// Safety net for failing tests: nothing this test started may survive it.
+    func killGroup() {
+      let group = self.group
+      if group > 1 { kill(-group, SIGKILL) }
+    }
+  }
+
+  func request(_ command: String, cwd: String = "/", env: [String: String] = ["PATH": "/usr/bin:/bin"])
+    -> ShellCommandRequest
+  {
+    ShellCommandRequest(command: command, workingDirectory: cwd, environment: env)
+  }
+
+  @Test func linesInOrderAndExitCode() async throws {
+    let recorder = Recorder()
+    let outcome = try await ShellProcess.run(
+      request("for i in 1 2 3 4 5 6 7 8 9 10; do echo line$i; done; echo oops >&2; exit 3")
+    ) { stream, line in
+      recorder.record(stream, line)
+      return .continue_
+    }
+    guard case .exited(let code) = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    #expect(code == 3)
+    #expect(recorder.all.filter { $0.hasPrefix("stdout") } == (1...10).map { "stdout: line\($0)" })
+    #expect(recorder.all.contains("stderr: oops"))
+  }
+
+  @Test func environmentAndDirectoryAreExactlyTheRequest() async throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let recorder = Recorder()
+    _ = try await ShellProcess.run(
+      request("pwd; echo \"[$FOO][$HOME]\"", cwd: dir.path, env: ["PATH": "/usr/bin:/bin", "FOO": "bar"])
+    ) { stream, line in
+      recorder.record(stream, line)
+      return .continue_
+    }
+    #expect(recorder.all == ["stdout: \(dir.path)", "stdout: [bar][]"])
+  }
+
+  @Test func partialLastLineCarriageReturnsAndLongLines() async throws {
+    let recorder = Recorder()
+    _ = try await ShellProcess.run(
+      request("printf 'a\\r\\nb\\rc\\n'; head -c 200000 /dev/zero | tr '\\\\0' 'x'; echo; printf 'tail'")
+    ) { stream, line in
+      recorder.record(stream, line)
+      return .continue_
+    }
+    let lines = recorder.all
+    #expect(Array(lines.prefix(3)) == ["stdout: a", "stdout: b", "stdout: c"])
+    let long = lines.dropFirst(3).dropLast()
+    #expect(long.count == 4)
+    #expect(long.allSatisfy { $0.count <= "stdout: ".count + 64 * 1024 })
+    #expect(long.map { $0.count - "stdout: ".count }.reduce(0, +) == 200_000)
+    #expect(lines.last == "stdout: tail")
+  }
+
+  @Test func detachLeavesItRunningUntilTerminated() async throws {
+    let recorder = Recorder()
+    defer { recorder.killGroup() }
+    let outcome = try await ShellProcess.run(request("echo PGID $$; echo ready; sleep 600")) { stream, line in
+      recorder.record(stream, line)
+      return line == "ready" ? .detach : .continue_
+    }
+    guard case .detached(let process) = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    #expect(process.processGroupID == recorder.group)
+    #expect(ShellProcessGroups.hasLiveMembers(recorder.group))
+    #expect(!process.hasExited)
+    let ended = await process.terminate(grace: .seconds(5))
+    guard case .signalled(let signal) = ended else {
+      Issue.record("unexpected end \(ended)")
+      return
+    }
+    #expect(signal == SIGTERM)
+    #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
+  }
+
+  @Test func killVerdictEndsTheGroupAndSucceeds() async throws {
+    let recorder = Recorder()
+    defer { recorder.killGroup() }
+    let outcome = try await ShellProcess.run(request("echo PGID $$; sleep 600 & echo start; sleep 600")) {
+      stream, line in
+      recorder.record(stream, line)
+      return line == "start" ? .kill : .continue_
+    }
+    guard case .killedByHandler = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
+  }
+
+  @Test func failVerdictEndsTheGroupAndFails() async throws {
+    let recorder = Recorder()
+    defer { recorder.killGroup() }
+    let start = ContinuousClock.now
+    let outcome = try await ShellProcess.run(
+      request(
+        "echo PGID $$; echo C08-BEFORE-BREAK && echo 'FATAL: CUDA out of memory' && sleep 30 && echo C08-NEVER-1"
+      )
+    ) { stream, line in
+      recorder.record(stream, line)
+      return line.contains("out of memory") ? .fail("matched /out of memory/i") : .continue_
+    }
+    guard case .failedByHandler(let reason) = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    #expect(reason.contains("out of memory"))
+    #expect(ContinuousClock.now - start < .seconds(10))
+    #expect(!recorder.all.contains { $0.contains("C08-NEVER") })
+    #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
+  }
+
+  @Test func cancellationKillsTheWholeGroup() async throws {
+    let recorder = Recorder()
+    defer { recorder.killGroup() }
+    let task = Task {
+      try await ShellProcess.run(request("echo PGID $$; sh -c 'sleep 600 & sleep 600; echo C11-NEVER'")) {
+        stream, line in
+        recorder.record(stream, line)
+        return .continue_
+      }
+    }
+    await recorder.pgidSeen.wait()
+    #expect(ShellProcessGroups.hasLiveMembers(recorder.group))
+    task.cancel()
+    let outcome = try await task.value
+    guard case .cancelled = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
+    #expect(kill(-recorder.group, 0) != 0 || !ShellProcessGroups.hasLiveMembers(recorder.group))
+    #expect(!recorder.all.contains { $0.contains("C11-NEVER") })
+  }
+
+  @Test func termIgnoredIsKilledAfterGrace() async throws {
+    let recorder = Recorder()
+    defer { recorder.killGroup() }
+    let options = ShellOptions(terminationGrace: .milliseconds(300))
+    let task = Task {
+      try await ShellProcess.run(
+        request("trap '' TERM; echo PGID $$; sleep 600; sleep 600"), options: options
+      ) {
+        stream, line in
+        recorder.record(stream, line)
+        return .continue_
+      }
+    }
+    await recorder.pgidSeen.wait()
+    task.cancel()
+    let outcome = try await task.value
+    guard case .cancelled = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
+  }
+
+  @Test func backgroundGrandchildDoesNotHangTheStep() async throws {
+    let recorder = Recorder()
+    defer { recorder.killGroup() }
+    let start = ContinuousClock.now
+    // One leftover holds stdout open, the other closed its output.
+    let outcome = try await ShellProcess.run(
+      request("echo PGID $$; sleep 600 & (sleep 600 >/dev/null 2>&1 &); echo done")
+    ) { stream, line in
+      recorder.record(stream, line)
+      return .continue_
+    }
+    guard case .exited(code: 0) = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    #expect(ContinuousClock.now - start < .seconds(5))
+    #expect(recorder.all.last == "stdout: done")
+    #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
+  }
+
+  @Test func pidRecordsAndLeftovers() async throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let pids = dir.file("pids")
+    let recorder = Recorder()
+    defer { recorder.killGroup() }
+    _ = try await ShellProcess.run(request("echo PGID $$"), options: ShellOptions(pidDirectory: pids)) {
+      stream, line in
+      recorder.record(stream, line)
+      return .continue_
+    }
+    // Recorded while running, removed once reaped.
+    #expect((try? FileManager.default.contentsOfDirectory(atPath: pids)) == [])
+
+    // A worker that crashed left a detached server behind.
+    let server = Recorder()
+    defer { server.killGroup() }
+    let outcome = try await ShellProcess.run(request("echo PGID $$; sleep 600")) { stream, line in
+      server.record(stream, line)
+      return line.hasPrefix("PGID") ? .detach : .continue_
+    }
+    guard case .detached(let process) = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    ShellPidRecords.write(pgid: server.group, directory: pids, command: "sleep 600")
+    try "boot=some-earlier-boot\n".write(toFile: pids + "/999999", atomically: true, encoding: .utf8)
+    #expect(ShellProcess.killLeftovers(pidDirectory: pids) == [server.group])
+    #expect((try? FileManager.default.contentsOfDirectory(atPath: pids)) == [])
+    guard case .signalled(let signal) = await process.wait() else {
+      Issue.record("the leftover was not killed")
+      return
+    }
+    #expect(signal == SIGKILL)
+    #expect(!ShellProcessGroups.hasLiveMembers(server.group))
+  }
+
+  @Test func missingDirectoryIsALaunchError() async throws {
+    do {
+      _ = try await ShellProcess.run(request("true", cwd: "/does/not/exist")) { _, _ in .continue_ }
+      Issue.record("expected a launch failure")
+    } catch {
+      #expect(error.description.contains("/does/not/exist"))
+    }
+  }
+}

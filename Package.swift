@@ -62,7 +62,8 @@ let package = Package(
     .testTarget(name: "WorkerTests", dependencies: ["Worker", "Shared"], swiftSettings: strict),
     .testTarget(
       name: "IntegrationTests",
-      dependencies: ["Shared"],
+      // Depends on the executable so `swift test` builds the binary it drives.
+      dependencies: ["Shared", "pinpool"],
       swiftSettings: strict
     ),
   ]

@@ -130,11 +130,11 @@ private func loadError(_ text: String, file: String = "test.json") -> ScriptLoad
     #expect(object["d"] == 31)
     #expect(object["e"] == 0.5)
     #expect(object["f"] == nil)
-    #expect(object["g"] == [1, nil, nil, true, false])
+    #expect(object["g"] == [1, .null, .null, true, false])
     #expect(object["h"] == "plain")
     #expect(object["$i_j"] == 1000)
     #expect(object["7"] == "seven")
-    #expect(object[path: ["k", "quoted key"]] == 2)
+    #expect(document.value[path: ["k", "quoted key"]] == 2)
     #expect(object.keys == ["a", "b", "c", "d", "e", "g", "h", "$i_j", "7", "k"])
   }
 

@@ -93,7 +93,7 @@ private func failure(_ template: String, _ s: TemplateScope = scope()) -> Templa
     ]
     let rendered = try Template.render(step, scope: scope(args: [:]))
     let expected: JSONValue = [
-      "n": 2, "flag": true, "none": nil, "obj": ["a": [1, "x"]], "list": [nil, "xy", [:]],
+      "n": 2, "flag": true, "none": .null, "obj": ["a": [1, "x"]], "list": [.null, "xy", [:]],
       "{{key}}": "keys are not rendered", "mixed": "2 items",
     ]
     #expect(rendered == expected)
@@ -146,7 +146,7 @@ private func failure(_ template: String, _ s: TemplateScope = scope()) -> Templa
   @Test func conditions() throws {
     #expect(try Template.condition(true, scope: scope()))
     #expect(try !Template.condition(false, scope: scope()))
-    #expect(try !Template.condition(nil, scope: scope()))
+    #expect(try !Template.condition(.null, scope: scope()))
     #expect(try !Template.condition(0, scope: scope()))
     #expect(try Template.condition([], scope: scope()))
     #expect(try !Template.condition("{{args.missing}}", scope: scope(args: [:])))
@@ -342,9 +342,9 @@ private func failure(_ template: String, _ s: TemplateScope = scope()) -> Templa
     let value: TemplateValue = [
       "a": .undefined, "b": [.undefined, 1], "c": .regex(try! JSRegex(pattern: "x")),
     ]
-    #expect(value.jsonValue == ["b": [nil, 1], "c": [:]])
+    #expect(value.jsonValue == ["b": [.null, 1], "c": [:]])
     #expect(TemplateValue.undefined.jsonValue == nil)
-    #expect(TemplateValue(["x": [1, "y", nil, true]]) == ["x": [1, "y", .null, true]])
+    #expect(TemplateValue(["x": [1, "y", .null, true]]) == ["x": [1, "y", .null, true]])
   }
 
   @Test func deepExpressionsAreRefusedNotCrashed() {

@@ -95,7 +95,7 @@ import Testing
     let env = JobEnvironment.applying(
       stepEnv: [
         "PATH": ["/x/tools", "/y"], "NEW_LIST": ["/only"], "GREETING": "hi", "COUNT": 3, "RATIO": 0.5,
-        "FLAG": true, "DROP": nil, "OBJ": ["a": 1],
+        "FLAG": true, "DROP": .null, "OBJ": ["a": 1],
       ], to: base)
     #expect(env["PATH"] == "/x/tools:/y:/a:/b")
     #expect(env["NEW_LIST"] == "/only")

@@ -52,8 +52,14 @@ public struct ByteSize: Sendable, Hashable, Comparable, Codable, CustomStringCon
     return "\(text.hasSuffix(".0") ? String(text.dropLast(2)) : text) \(units[index])"
   }
 
-  /// Decimal form (`80 GB`) for VRAM, which vendors and people quote in GB.
+  /// The form a size was most likely written in: `24 GiB` for a card declared as
+  /// 24GiB, `80 GB` for a requirement written as 80GB, so a wait reason echoes the
+  /// numbers people typed instead of `25.8 GB`.
   public var decimalDescription: String {
+    let gib: Int64 = 1 << 30
+    if bytes > 0, bytes % gib == 0 { return "\(bytes / gib) GiB" }
+    if bytes > 0, bytes % 1_000_000_000 == 0 { return "\(bytes / 1_000_000_000) GB" }
+    if bytes >= gib { return description }
     let gb = Double(bytes) / 1e9
     if gb >= 1 { return gb >= 10 ? String(format: "%.0f GB", gb) : String(format: "%.1f GB", gb) }
     let mb = Double(bytes) / 1e6

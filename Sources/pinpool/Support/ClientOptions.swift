@@ -17,6 +17,8 @@ struct ClientOptions: ParsableArguments {
   var replyTimeout: Double = 5
 
   func client() throws -> RequestClient {
+    // Line-buffer stdout so a followed log interleaves with stderr as it happens.
+    setvbuf(stdout, nil, _IOLBF, 0)
     do {
       return try RequestClient(endpoint: coordinator, timeout: .milliseconds(Int(replyTimeout * 1000)))
     } catch {

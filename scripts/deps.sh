@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system libraries Pinpool links against, when missing (Debian/Ubuntu).
+set -euo pipefail
+missing=()
+for pkg in libzmq3-dev libsqlite3-dev python3-venv; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+# python3-venv is only needed where python3 cannot make a venv on its own.
+if [[ " ${missing[*]-} " == *" python3-venv "* ]] && python3 -m venv --help >/dev/null 2>&1; then
+  missing=("${missing[@]/python3-venv}")
+fi
+pkgs=$(printf '%s ' "${missing[@]-}" | xargs)
+if [ -n "$pkgs" ]; then
+  echo "installing: $pkgs"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >/dev/null
+fi

@@ -106,7 +106,7 @@ struct LogsCommand: ParsableCommand {
       let reply = try client.request(
         connection, .logs, request, requestID: request.requestID, expecting: LogsReply.self)
       for line in reply.lines {
-        if client.json { printJSONLine(line) } else { print(line.line) }
+        if client.json { printJSONLine(line) } else { printLine(line.line) }
         cursor = line.seq
       }
       if reply.lines.count < 5000 { return }

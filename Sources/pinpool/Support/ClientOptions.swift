@@ -17,8 +17,6 @@ struct ClientOptions: ParsableArguments {
   var replyTimeout: Double = 5
 
   func client() throws -> RequestClient {
-    // Line-buffer stdout so a followed log interleaves with stderr as it happens.
-    setvbuf(stdout, nil, _IOLBF, 0)
     do {
       return try RequestClient(endpoint: coordinator, timeout: .milliseconds(Int(replyTimeout * 1000)))
     } catch {
@@ -55,5 +53,14 @@ func printJSON<T: Encodable>(_ value: T) {
 func printJSONLine<T: Encodable>(_ value: T) {
   let encoder = JSONEncoder()
   encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-  if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+  if var data = try? encoder.encode(value) {
+    data.append(0x0A)
+    FileHandle.standardOutput.write(data)
+  }
+}
+
+/// Writes a line straight to stdout, unbuffered, so a followed log interleaves with
+/// stderr in the order things happened even when stdout is a pipe.
+func printLine(_ text: String) {
+  FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }

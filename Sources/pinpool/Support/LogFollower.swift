@@ -37,7 +37,7 @@ struct LogFollower {
         if client.json {
           printJSONLine(line)
         } else {
-          print(line.line)
+          printLine(line.line)
         }
         cursor = line.seq
       }

@@ -460,8 +460,12 @@ struct CoordinatorCore: Sendable {
       worker.holdings[job.ref] = nil
       workers[workerID] = worker
     }
-    actions.append(
-      .store(.attemptEnded(id: jobID, attempt: job.attempt, state: .lost, error: reason, at: now)))
+    // `requeue` records the ended attempt itself; record it here only otherwise, so
+    // the batch does not carry the same `attemptEnded` twice.
+    if job.cancelRequested || job.lostCount >= settings.maxLostRequeues {
+      actions.append(
+        .store(.attemptEnded(id: jobID, attempt: job.attempt, state: .lost, error: reason, at: now)))
+    }
     if job.cancelRequested {
       finish(id: jobID, state: .cancelled, exitCode: nil, error: "cancelled; \(reason)", now: now)
     } else if job.lostCount < settings.maxLostRequeues {

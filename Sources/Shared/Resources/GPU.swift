@@ -52,7 +52,13 @@ extension GPU {
     guard parts.count >= 3 else {
       throw GPUDeclarationError(text: text, reason: "expected vendor:model:vram")
     }
-    let vendor = try GPUVendor(parsing: parts[0])
+    let vendor: GPUVendor
+    do {
+      vendor = try GPUVendor(parsing: parts[0])
+    } catch {
+      // Name the whole declaration the operator wrote, not just its first field.
+      throw GPUDeclarationError(text: text, reason: error.reason)
+    }
     let model = parts[1..<(parts.count - 1)].joined(separator: ":")
     guard !model.isEmpty else { throw GPUDeclarationError(text: text, reason: "the model is empty") }
     let vram: ByteSize

@@ -150,12 +150,79 @@ extension ScriptExecutor {
       }
       return .value(params)
 
+    case "fs.download":
+      let uriText = try string("uri")!
+      guard let url = URL(string: uriText), let scheme = url.scheme?.lowercased(),
+        scheme == "http" || scheme == "https"
+      else { throw fail("\"params.uri\" must be an http(s) URL, got '\(uriText)'", nil) }
+      let destination: String
+      if let path = try string("path", required: false) {
+        destination = try confined(path)
+      } else {
+        let dir = try confined(try string("dir", required: false) ?? ".")
+        let name = url.lastPathComponent
+        guard !name.isEmpty, name != "/" else {
+          throw fail("cannot tell a file name from '\(uriText)'; give \"params.path\"", nil)
+        }
+        destination = try confined(name, base: dir)
+      }
+      try createParent(of: destination, fail: fail)
+      let events = self.events
+      do {
+        let size = try await Downloader.download(from: url, to: destination) { events.log(.pinpool, $0) }
+        return .value(.object(JSONObject([("path", .string(destination)), ("size", .number(Double(size)))])))
+      } catch is CancellationError {
+        throw CancellationError()
+      } catch {
+        throw fail("\(error)", nil)
+      }
+
+    case "hf.download":
+      return .value(
+        try await hfDownload(object, folder: folder, confined: { try confined($0, base: $1) }, fail: fail))
+
     default:
       if Script.methods.contains(step.method) {
         throw fail("method '\(step.method)' is not supported by this worker version", nil)
       }
       throw fail("unknown method '\(step.method)'", nil)
     }
+  }
+
+  /// `hf.download`: the Hugging Face CLI from the worker's runtime, with the step's
+  /// params as its arguments (`_` holds the positional ones, other keys become
+  /// `--key value`), run like a `shell.run` command so its output streams to the log.
+  private func hfDownload(
+    _ params: JSONObject, folder: String, confined: (String, String?) throws -> String,
+    fail: (String, Int32?) -> StepFailure
+  ) async throws -> JSONValue {
+    let pathDirs = (context.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+    let tool = ["hf", "huggingface-cli"].first { name in
+      pathDirs.contains { FileManager.default.isExecutableFile(atPath: $0 + "/" + name) }
+    }
+    guard let tool else {
+      throw fail(
+        "hf.download needs the Hugging Face CLI (hf) in the worker's runtime; none is on the job's PATH", nil)
+    }
+    func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    var words = [tool, "download"]
+    for item in params["_"]?.arrayValue ?? [] {
+      guard let text = item.stringValue else { continue }
+      words.append(quote(text))
+    }
+    for (key, value) in params where key != "_" && key != "path" {
+      for item in value.arrayValue ?? [value] {
+        switch item {
+        case .bool(true): words.append("--\(key)")
+        case .bool(false), .null: continue
+        default: words += ["--\(key)", quote(item.stringValue ?? item.serialized())]
+        }
+      }
+    }
+    var shellParams = JSONObject()
+    shellParams["message"] = .string(words.joined(separator: " "))
+    shellParams["path"] = params["path"] ?? .string(".")
+    return try await shellRun(shellParams, folder: folder, confined: confined, fail: fail)
   }
 
   func stopDetachedProcesses() async {
@@ -243,7 +310,6 @@ extension ScriptExecutor {
     let finalHandlers = handlers
     for command in commands {
       try Task.checkCancellation()
-      events.log(.pinpool, "$ \(command)")
       let request = ShellCommandRequest(
         command: command, workingDirectory: workingDirectory, environment: environment)
       let outcome: ShellOutcome

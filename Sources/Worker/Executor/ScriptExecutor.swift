@@ -196,6 +196,9 @@ public final class ScriptExecutor: @unchecked Sendable {
         }
       }
       if topLevel { events.progress(.running, index + 1, script.steps.count, .object(locals)) }
+      // A header per step, not the command itself: commands often carry secrets
+      // and words a log search should only find in real output.
+      events.log(.pinpool, "[\(script.file) step \(index + 1)/\(script.steps.count)] \(step.method)")
       let params: JSONValue
       do {
         params = try Template.render(step.params, scope: scope) ?? .object(JSONObject())

@@ -1,0 +1,345 @@
+import Foundation
+import Testing
+
+@testable import Shared
+@testable import Worker
+
+private let GB: Int64 = 1_000_000_000
+
+private let advert = WorkerAdvert(
+  id: "w-1", name: "edge-3",
+  host: HostInfo(cpuCores: 4, memoryTotal: 16 * GB, platform: "linux", arch: "x64", hostname: "edge-3"),
+  gpus: [], diskFree: 100 * GB, slots: 2, labels: [:])
+
+private func job(_ id: String, attempt: Int = 1) -> AssignedJob {
+  AssignedJob(
+    jobID: id, attempt: attempt, name: "job-\(id)", entry: "install.json", args: .object(JSONObject()),
+    gpuIndices: [], requirements: Requirements(), timeoutSeconds: nil, artifacts: [])
+}
+
+private let bundle = JobBundle(files: [.init(path: "install.json", mode: 0o644, data: Data("{}".utf8))])
+  .encoded()
+
+extension Array where Element == WorkerCore.Action {
+  /// The messages sent, in order.
+  fileprivate var sent: [WireEnvelope] {
+    compactMap { if case .send(let envelope) = $0 { envelope } else { nil } }
+  }
+  fileprivate var types: [MessageType] { sent.map(\.type) }
+
+  fileprivate func headers<H: Decodable>(_ type: MessageType, as: H.Type) throws -> [H] {
+    try sent.filter { $0.type == type }.map { try $0.decode(H.self) }
+  }
+
+  fileprivate var loggedSeqs: [Int] {
+    get throws { try headers(.logBatch, as: LogBatchMessage.self).flatMap { $0.lines.map(\.seq) } }
+  }
+
+  fileprivate var reconnects: Int { filter { if case .reconnect = $0 { true } else { false } }.count }
+
+  fileprivate var stops: [(ref: AttemptRef, stale: Bool)] {
+    compactMap { if case .stopJob(let ref, _, let stale) = $0 { (ref, stale) } else { nil } }
+  }
+}
+
+/// A worker core with a fake clock (interval 1 s, liveness 3: a 3 s window).
+private struct Harness {
+  var core: WorkerCore
+  var now: Double = 100
+
+  init() {
+    core = WorkerCore(advert: advert, heartbeatInterval: 1, liveness: 3, now: 100)
+  }
+
+  mutating func take() -> [WorkerCore.Action] { core.takeActions() }
+
+  @discardableResult
+  mutating func receive<H: Encodable>(_ type: MessageType, _ header: H, payload: [Data] = [])
+    -> [WorkerCore.Action]
+  {
+    core.received(WireEnvelope(type, header, payload: payload), now: now)
+    return core.takeActions()
+  }
+
+  @discardableResult
+  mutating func registered(stop: [AttemptRef] = []) -> [WorkerCore.Action] {
+    receive(.registered, RegisteredMessage(heartbeatInterval: 1, liveness: 3, stopAttempts: stop))
+  }
+
+  @discardableResult
+  mutating func tick(_ seconds: Double = 0) -> [WorkerCore.Action] {
+    now += seconds
+    core.tick(now: now)
+    return core.takeActions()
+  }
+
+  /// Starts: register, registered, then an assignment for `ref`.
+  mutating func running(_ ref: AttemptRef) -> AttemptRef {
+    core.start(now: now)
+    _ = take()
+    registered()
+    receive(.assign, AssignMessage(job: job(ref.jobID, attempt: ref.attempt)), payload: [bundle])
+    return ref
+  }
+
+  mutating func log(_ ref: AttemptRef, _ count: Int) {
+    for i in 0..<count { core.log(ref, stream: .stdout, line: "line \(i)", time: now) }
+  }
+}
+
+@Suite struct WorkerCoreTests {
+  @Test func registersOnStart() throws {
+    var h = Harness()
+    h.core.start(now: h.now)
+    let actions = h.take()
+    #expect(actions.types == [.register])
+    let register = try #require(try actions.headers(.register, as: RegisterMessage.self).first)
+    #expect(register.worker == advert)
+    #expect(register.activeAttempts == [])
+    #expect(h.core.connection == .registering(since: 100))
+    h.registered()
+    #expect(h.core.connection == .registered)
+  }
+
+  @Test func assignStartsTheJobOnce() throws {
+    var h = Harness()
+    h.core.start(now: h.now)
+    h.registered()
+    let assign = AssignMessage(job: job("7"))
+    let actions = h.receive(.assign, assign, payload: [bundle])
+    #expect(actions.count == 1)
+    guard case .startJob(let started, let data) = actions.first else {
+      Issue.record("expected startJob, got \(actions)")
+      return
+    }
+    #expect(started == job("7"))
+    #expect(data == bundle)
+    #expect(h.core.activeAttemptRefs == [AttemptRef(jobID: "7", attempt: 1)])
+    // A repeated assign (resent after a reconnect) does not start it twice.
+    #expect(h.receive(.assign, assign, payload: [bundle]).isEmpty)
+    // An assign without its bundle frame is ignored.
+    #expect(h.receive(.assign, AssignMessage(job: job("8"))).isEmpty)
+  }
+
+  @Test func logsAreBatchedAndKeptUntilAcknowledged() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 3)
+    #expect(h.take().isEmpty)  // batched, not one message per line
+    let flushed = h.tick(0.1)
+    #expect(try flushed.loggedSeqs == [1, 2, 3])
+    let batch = try #require(try flushed.headers(.logBatch, as: LogBatchMessage.self).first)
+    #expect(batch.workerID == "w-1")
+    #expect(batch.jobID == "7")
+    #expect(batch.attempt == 1)
+    #expect(batch.lines.map(\.line) == ["line 0", "line 1", "line 2"])
+    // Sent once; not again on the next tick.
+    #expect(try h.tick(0.1).loggedSeqs == [])
+
+    h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 2))
+    #expect(h.core.attempts[ref]?.unacked.map(\.seq) == [3])
+    h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 3))
+    #expect(h.core.attempts[ref]?.unacked.isEmpty == true)
+  }
+
+  @Test func fullBatchesGoOutWithoutWaitingForATick() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.maxBatchLines = 4
+    h.log(ref, 10)
+    let batches = try h.take().headers(.logBatch, as: LogBatchMessage.self)
+    #expect(batches.map { $0.lines.map(\.seq) } == [[1, 2, 3, 4], [5, 6, 7, 8]])
+    #expect(try h.tick(0.1).loggedSeqs == [9, 10])
+  }
+
+  @Test func unacknowledgedLinesAreResentOnceAfterReconnect() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 5)
+    #expect(try h.tick(0.1).loggedSeqs == [1, 2, 3, 4, 5])
+    h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 2))
+    h.log(ref, 2)  // 6, 7 — not yet sent
+
+    // Nothing heard for longer than the window: reconnect and register again.
+    let silent = h.tick(3.5)
+    #expect(silent.reconnects == 1)
+    #expect(silent.types == [.register])
+    let register = try #require(try silent.headers(.register, as: RegisterMessage.self).first)
+    #expect(register.activeAttempts == [ref])
+    // While registering, nothing is sent.
+    h.log(ref, 1)  // 8
+    #expect(try h.tick(0.5).loggedSeqs == [])
+
+    let resent = h.registered()
+    #expect(try resent.loggedSeqs == [3, 4, 5, 6, 7, 8])
+    // Each line once per resend: the next tick does not repeat them.
+    #expect(try h.tick(0.1).loggedSeqs == [])
+  }
+
+  @Test func finishedGoesOutAfterTheLogsItEnds() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.progress(ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil)
+    #expect(h.take().types == [.progress])
+    h.log(ref, 2)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    let actions = h.take()
+    #expect(actions.types == [.logBatch, .finished])
+    let finished = try #require(try actions.headers(.finished, as: FinishedMessage.self).first)
+    #expect(finished.lastLogSeq == 2)
+    #expect(finished.state == .succeeded)
+    #expect(finished.attempt == 1)
+  }
+
+  @Test func reportAcksLetTheAttemptBeForgotten() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 1)
+    h.core.jobEnded(ref, state: .failed, exitCode: 1, error: "exit 1", locals: nil)
+    h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 99 * GB, reason: nil)
+    let sent = h.take()
+    #expect(sent.types == [.logBatch, .finished, .cleanup])
+    #expect(h.core.advert.diskFree == 99 * GB)
+
+    h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .finished))
+    #expect(h.core.attempts[ref] != nil)
+    // A finished result that was acknowledged no longer counts as active.
+    #expect(h.core.activeAttemptRefs == [])
+    h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
+    #expect(h.core.attempts[ref] != nil)  // a log line is still unacknowledged
+    h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 1))
+    #expect(h.core.attempts[ref] == nil)
+    // Acks for attempts it no longer knows are ignored.
+    #expect(h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .finished)).isEmpty)
+  }
+
+  @Test func unacknowledgedReportsAreResent() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 1, reason: nil)
+    _ = h.take()
+    h.receive(.heartbeat, HeartbeatMessage(workerID: "w-1"))
+    let later = h.tick(2.1)
+    #expect(later.types.contains(.finished))
+    #expect(later.types.contains(.cleanup))
+    // After a reconnect, too, in order: logs, then results.
+    h.tick(3.5)
+    let resent = h.registered()
+    #expect(resent.types == [.finished, .cleanup])
+  }
+
+  @Test func resultsHeldWhileRegisteringGoOutOnRegistration() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.receive(.reregister, ReregisterMessage(reason: "coordinator restarted"))
+    #expect(h.core.connection == .registering(since: h.now))
+    h.core.progress(ref, state: .running, stepIndex: 1, stepCount: 2, locals: nil, notification: nil)
+    h.log(ref, 2)
+    #expect(h.take().isEmpty)
+    let resent = h.registered()
+    #expect(resent.types == [.logBatch, .progress])
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    #expect(h.take().types == [.finished])
+  }
+
+  @Test func staleStopEndsTheAttemptWithoutAResult() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 3)
+    let stop = h.receive(.stop, StopMessage(jobID: "7", attempt: 1, reason: "replaced", stale: true))
+    #expect(stop.stops.map(\.ref) == [ref])
+    #expect(stop.stops.first?.stale == true)
+    #expect(h.core.activeAttemptRefs == [])
+    // Its log and result are dropped; only its cleanup is reported.
+    #expect(try h.tick(0.1).loggedSeqs == [])
+    h.core.jobEnded(ref, state: .failed, exitCode: 143, error: "killed", locals: nil)
+    #expect(h.take().types == [])
+    h.core.cleanedUp(ref, state: .done, bytesFreed: 1, diskFreeAfter: 1, reason: nil)
+    #expect(h.take().types == [.cleanup])
+    h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
+    #expect(h.core.attempts[ref] == nil)
+  }
+
+  @Test func nonStaleStopAsksForTheJobToEnd() {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    let stop = h.receive(.stop, StopMessage(jobID: "7", attempt: 1, reason: "cancelled", stale: false))
+    #expect(stop.stops.map(\.ref) == [ref])
+    #expect(stop.stops.first?.stale == false)
+    #expect(h.core.activeAttemptRefs == [ref])
+    // A stop for an attempt it does not run is ignored.
+    #expect(h.receive(.stop, StopMessage(jobID: "9", attempt: 1, reason: "x", stale: false)).isEmpty)
+    #expect(h.receive(.stop, StopMessage(jobID: "9", attempt: 1, reason: "x", stale: true)).isEmpty)
+  }
+
+  @Test func registrationCanStopStaleAttempts() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 2)
+    h.tick(3.5)
+    let resent = h.registered(stop: [ref])
+    #expect(resent.stops.map(\.ref) == [ref])
+    #expect(try resent.loggedSeqs == [])
+  }
+
+  @Test func heartbeatsAreSentEachInterval() throws {
+    var h = Harness()
+    h.core.start(now: h.now)
+    h.registered()
+    _ = h.take()
+    var beats = 0
+    for _ in 0..<10 {
+      let actions = h.tick(0.5)
+      beats += actions.types.filter { $0 == .heartbeat }.count
+      h.receive(.heartbeat, HeartbeatMessage(workerID: "w-1"))
+    }
+    #expect(beats == 5)
+    let beat = try #require(try h.tick(1).headers(.heartbeat, as: HeartbeatMessage.self).first)
+    #expect(beat.workerID == "w-1")
+    #expect(beat.diskFree == advert.diskFree)
+  }
+
+  @Test func reconnectOnlyAfterTheLivenessWindow() {
+    var h = Harness()
+    h.core.start(now: h.now)
+    h.registered()
+    #expect(h.tick(3).reconnects == 0)
+    #expect(h.tick(0.01).reconnects == 1)
+    #expect(h.core.connection == .registering(since: h.now))
+  }
+
+  @Test func unansweredRegistrationIsRetriedOnAFreshSocket() {
+    var h = Harness()
+    h.core.start(now: h.now)
+    _ = h.take()
+    #expect(h.tick(1.5).isEmpty)
+    let retry = h.tick(1)
+    #expect(retry.reconnects == 1)
+    #expect(retry.types == [.register])
+    // It does not hammer: the next try waits again.
+    #expect(h.tick(0.5).isEmpty)
+  }
+
+  @Test func registeredAdoptsTheCoordinatorsTiming() {
+    var h = Harness()
+    h.core.start(now: h.now)
+    h.receive(.registered, RegisteredMessage(heartbeatInterval: 10, liveness: 2, stopAttempts: []))
+    #expect(h.core.heartbeatInterval == 10)
+    #expect(h.core.liveness == 2)
+    #expect(h.core.livenessWindow == 20)
+    #expect(h.tick(19).reconnects == 0)
+    #expect(h.tick(2).reconnects == 1)
+  }
+
+  @Test func undecodableMessagesAreIgnored() {
+    var h = Harness()
+    h.core.start(now: h.now)
+    _ = h.take()
+    h.core.received(WireEnvelope(type: .registered, header: Data("{oops".utf8)), now: h.now)
+    h.core.received(WireEnvelope(type: .logAck, header: Data("[]".utf8)), now: h.now)
+    h.core.received(WireEnvelope(type: .error, header: Data("{}".utf8)), now: h.now)
+    #expect(h.take().isEmpty)
+    #expect(h.core.connection == .registering(since: 100))
+  }
+}

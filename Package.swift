@@ -63,7 +63,7 @@ let package = Package(
     .testTarget(
       name: "IntegrationTests",
       // Depends on the executable so `swift test` builds the binary it drives.
-      dependencies: ["Shared", "pinpool"],
+      dependencies: ["Shared", "CZeroMQ", "pinpool"],
       swiftSettings: strict
     ),
   ]

@@ -840,6 +840,27 @@ private struct Harness {
     }
   }
 
+  @Test func cancelBeforeARestoredWorkerReconnectsReachesIt() throws {
+    var h = Harness()
+    let box = advert("box")
+    let running = LiveJob(
+      id: 5, name: "r", priority: 0, requirements: Requirements(), attempt: 1, retries: 0, failures: 0,
+      lostCount: 0, state: .running, workerID: box.id, submittedAt: 0)
+    h.core.restore(job: running, cursor: nil)
+    h.core.restore(worker: box, drained: false, lastSeen: 0, now: h.now)
+    // After a coordinator restart the worker has no route yet, so the stop cannot go out now.
+    let cancelled = h.cancel([5])
+    #expect(try cancelled.headers(.reply, as: Reply<CancelReply>.self).first?.result.cancelled == ["5"])
+    #expect(cancelled.sent(.stop).isEmpty)
+    // The worker reconnects, still running attempt 1: it should now be told to stop.
+    let back = h.register(box, active: [AttemptRef(jobID: "5", attempt: 1)])
+    let stops = try back.headers(.stop, as: StopMessage.self)
+    let stopAttempts = try back.headers(.registered, as: RegisteredMessage.self).first?.stopAttempts ?? []
+    withKnownIssue("a stop that could not be sent (no route) is never sent again; the cancel is lost") {
+      #expect(stops.map(\.attempt) == [1] || stopAttempts == [AttemptRef(jobID: "5", attempt: 1)])
+    }
+  }
+
   @Test func attemptLostAtReRegisterIsStoppedWhenItSpeaks() throws {
     var h = Harness()
     let box = advert("box")

@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 import Shared
 import Testing
@@ -126,6 +127,57 @@ struct SkeletonTests {
       let result = pool.cli(["submit", broken])
       #expect(result.status != 0)
       #expect(result.stderr.contains("broken.json:1:"))
+    }
+  }
+}
+
+/// Hostile frames sent straight to the coordinator's socket get error replies, and
+/// the coordinator keeps serving.
+@Suite(.serialized)
+struct MalformedMessageTests {
+  @Test func garbageGetsErrorRepliesAndTheCoordinatorKeepsServing() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      let context = ZMQContext()
+      let socket = try ZMQSocket(context: context, kind: .dealer)
+      defer { socket.close() }
+      // A reply that never comes fails the test instead of hanging it.
+      try socket.setOption(ZMQ_RCVTIMEO, Int32(10_000))
+      try socket.connect(pool.endpoint)
+      let cases: [([Data], String)] = [
+        ([Data("hello".utf8)], "frame"),
+        ([Data("PINPOOL/9".utf8), Data("status".utf8), Data("{}".utf8)], "unsupported protocol 'PINPOOL/9'"),
+        (
+          [Data("PINPOOL/1".utf8), Data("frobnicate".utf8), Data("{}".utf8)],
+          "unknown message type 'frobnicate'"
+        ),
+        (
+          [Data("PINPOOL/1".utf8), Data("status".utf8), Data("{not json".utf8)],
+          "malformed 'status' header"
+        ),
+        (
+          [Data("PINPOOL/1".utf8), Data("submit".utf8), Data(#"{"requestID":"r1"}"#.utf8)],
+          "malformed 'submit' header: missing field"
+        ),
+        (
+          [Data("PINPOOL/1".utf8), Data("assign".utf8), Data("{}".utf8)],
+          "not accepted by a coordinator"
+        ),
+      ]
+      for (frames, expected) in cases {
+        _ = try socket.send(frames, dontWait: false)
+        let reply = try #require(try socket.receive(dontWait: false))
+        let envelope = try WireEnvelope(frames: reply)
+        #expect(envelope.type == .error)
+        let message = try envelope.decode(ErrorReply.self).message
+        #expect(message.contains(expected), "\(message)")
+      }
+      #expect(pool.cli(["workers"]).status == 0)
+      let script = try writeScript(
+        #"{ "run": [ { "method": "log", "params": { "text": "still-serving" } } ] }"#, in: pool.directory)
+      try pool.startWorker("w")
+      let id = try pool.submit([script])
+      #expect(try pool.waitForFinal(id).state == .succeeded)
     }
   }
 }

@@ -150,11 +150,18 @@ public final class ScriptExecutor: @unchecked Sendable {
       throw StepFailure(file: relativePath, step: nil, method: nil, message: "cannot read the script")
     }
     let display = String(path.dropFirst(context.workspace.root.count + 1))
+    let script: Script
     do {
-      return try Script.load(text: text, file: display)
+      script = try Script.load(text: text, file: display)
     } catch {
       throw StepFailure(file: display, step: nil, method: nil, message: error.description)
     }
+    // Every static mistake is reported before the script's first step runs.
+    let problems = ScriptValidator.problems(in: script)
+    guard problems.isEmpty else {
+      throw StepFailure(file: display, step: nil, method: nil, message: problems.joined(separator: "; "))
+    }
+    return script
   }
 
   /// Runs one script to its end and returns what it `script.return`ed, if anything.

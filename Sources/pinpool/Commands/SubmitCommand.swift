@@ -36,10 +36,19 @@ struct SubmitCommand: ParsableCommand {
   @Option(name: .customLong("artifact"), help: "Output files to keep (glob).") var artifacts: [String] = []
   @Option(help: "One job per index, e.g. 1-40 or 1,5,9-12.") var array: String?
   @Flag(help: "Stream the log until the job ends; exit 0 only if it succeeded.") var follow = false
+  @Flag(help: "Queue the job even when `pinpool validate` finds problems.") var noValidate = false
   @OptionGroup var client: ClientOptions
 
   func run() throws {
     let loaded = try BundleLoader.load(bundle, entry: entry)
+    if !noValidate {
+      let report = BundleValidation.check(loaded)
+      if !report.problems.isEmpty {
+        throw CLIError(
+          (report.problems + ["not submitted: fix the script, or pass --no-validate to queue it anyway"])
+            .joined(separator: "\n"))
+      }
+    }
     var requirements: Requirements
     do {
       requirements = try Requirements(resources: loaded.script.resources)

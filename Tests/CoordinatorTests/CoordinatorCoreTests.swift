@@ -834,10 +834,8 @@ private struct Harness {
     h.advance(4)
     h.tick()
     #expect(h.core.workers[box.id]?.holdings.isEmpty == true)
-    withKnownIssue("a final job waiting for cleanup stays in core.jobs forever once its worker is offline") {
-      // While it stays, `logs` never reports the job complete, so `--follow` never ends.
-      #expect(h.core.jobs[1] == nil)
-    }
+    // While it stays, `logs` never reports the job complete, so `--follow` never ends.
+    #expect(h.core.jobs[1] == nil)
   }
 
   @Test func cancelBeforeARestoredWorkerReconnectsReachesIt() throws {
@@ -856,9 +854,7 @@ private struct Harness {
     let back = h.register(box, active: [AttemptRef(jobID: "5", attempt: 1)])
     let stops = try back.headers(.stop, as: StopMessage.self)
     let stopAttempts = try back.headers(.registered, as: RegisteredMessage.self).first?.stopAttempts ?? []
-    withKnownIssue("a stop that could not be sent (no route) is never sent again; the cancel is lost") {
-      #expect(stops.map(\.attempt) == [1] || stopAttempts == [AttemptRef(jobID: "5", attempt: 1)])
-    }
+    #expect(stops.map(\.attempt) == [1] || stopAttempts == [AttemptRef(jobID: "5", attempt: 1)])
   }
 
   @Test func attemptLostAtReRegisterIsStoppedWhenItSpeaks() throws {
@@ -873,10 +869,6 @@ private struct Harness {
     #expect(again.changes.requeued.count == 1)
     // The assign then arrives and the worker starts attempt 1 and reports on it.
     let stops = try h.progress(box, 1, attempt: 1).headers(.stop, as: StopMessage.self)
-    withKnownIssue(
-      "messages for a requeued attempt (same number, job queued) are silently ignored, not stopped"
-    ) {
-      #expect(stops.first?.stale == true)
-    }
+    #expect(stops.first?.stale == true)
   }
 }

@@ -334,8 +334,6 @@ private func worker(
     let reason = Scheduler.waitReason(
       for: Requirements(gpus: 1, vram: 24 * GB, labels: ["site": "studio"]),
       workers: [worker("gpu-box", gpus: [gpu(0, 80)], labels: ["site": "home"])])
-    withKnownIssue("waitReason reports VRAM for every GPU job, even when VRAM is not what is missing") {
-      #expect(reason.hasSuffix("no online worker has label site=studio"))
-    }
+    #expect(reason.hasSuffix("no online worker has label site=studio"))
   }
 }

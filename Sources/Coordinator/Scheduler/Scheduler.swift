@@ -77,7 +77,15 @@ enum Scheduler {
       return "waiting for a free slot on \(busy.sorted().joined(separator: ", "))"
     }
     let need = "needs \(requirements.summary)"
-    if requirements.effectiveGPUCount > 0 {
+    // Name the blocker that is not about GPUs first: a label or too little disk is
+    // the real reason even on a machine whose card is also too small.
+    let gpuReasons = reasons.filter {
+      switch $0.1 {
+      case .tooLittleVRAM, .tooFewGPUs, .wrongVendor: true
+      default: false
+      }
+    }
+    if requirements.effectiveGPUCount > 0, gpuReasons.count == reasons.count {
       let best = usable.flatMap { w in w.advert.gpus.map { (w.advert.name, $0) } }
         .filter { requirements.gpuVendor == nil || $0.1.vendor == requirements.gpuVendor }
         .max { $0.1.vramFree < $1.1.vramFree }
@@ -86,10 +94,17 @@ enum Scheduler {
       }
       return "\(need); no online worker has a\(requirements.gpuVendor == nil ? "" : " matching") GPU"
     }
-    if let (worker, reason) = reasons.first {
+    if let (worker, reason) = reasons.first(where: { pair in
+      !gpuReasons.contains { $0.0.advert.id == pair.0.advert.id }
+    }) {
       switch reason {
       case .tooLittleDisk(let free):
-        return "\(need); most disk free: \(worker.advert.name), \(ByteSize(bytes: free))"
+        let most =
+          reasons.compactMap { pair -> (String, Int64)? in
+            if case .tooLittleDisk(let f) = pair.1 { return (pair.0.advert.name, f) }
+            return nil
+          }.max { $0.1 < $1.1 } ?? (worker.advert.name, free)
+        return "\(need); most disk free: \(most.0), \(ByteSize(bytes: most.1))"
       case .missingLabel(let label): return "\(need); no online worker has label \(label)"
       case .tooLittleMemory(let total):
         return "\(need); \(worker.advert.name) has \(ByteSize(bytes: total)) memory"

@@ -63,6 +63,10 @@ struct CoordinatorCore: Sendable {
     peer: [UInt8], request: SubmitRequest, bundleHash: String, bundle: [UInt8], now: Double
   ) {
     let indices: [Int?] = request.arrayIndices.map { $0.map(Optional.some) } ?? [nil]
+    guard !indices.isEmpty else {
+      fail(peer, requestID: request.requestID, "an array needs at least one index")
+      return
+    }
     var rows: [NewJobRow] = []
     for index in indices {
       let id = nextJobID
@@ -154,6 +158,8 @@ struct CoordinatorCore: Sendable {
     record.online = true
     let reported = Set(message.activeAttempts)
     var stop: [AttemptRef] = []
+    // A cancel or timeout decided while the worker was unreachable is sent again now.
+    var resendStop: [LiveJob] = []
     for ref in message.activeAttempts {
       guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
         job.workerID == advert.id, job.state.isActive
@@ -163,6 +169,7 @@ struct CoordinatorCore: Sendable {
       }
       record.holdings[ref] = Holding(
         gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
+      if job.cancelRequested || job.timedOut { resendStop.append(job) }
     }
     workers[advert.id] = record
     actions.append(.store(.upsertWorker(advert, state: record.state, drained: record.drained, lastSeen: now)))
@@ -182,6 +189,13 @@ struct CoordinatorCore: Sendable {
       peer, .registered,
       RegisteredMessage(
         heartbeatInterval: settings.heartbeatInterval, liveness: settings.liveness, stopAttempts: stop))
+    for job in resendStop {
+      send(
+        peer, .stop,
+        StopMessage(
+          jobID: job.idText, attempt: job.attempt, reason: job.timedOut ? "timed out" : "cancelled",
+          stale: false))
+    }
   }
 
   mutating func heartbeat(peer: [UInt8], message: HeartbeatMessage, now: Double) {
@@ -222,15 +236,20 @@ struct CoordinatorCore: Sendable {
 
   /// The job a message is about, if that attempt is the current one. A message from a
   /// replaced attempt is refused and its worker told to stop it.
-  private mutating func currentJob(_ jobID: String, attempt: Int, peer: [UInt8]) -> LiveJob? {
+  private mutating func currentJob(_ jobID: String, attempt: Int, workerID: String, peer: [UInt8]) -> LiveJob?
+  {
     guard let id = Int64(jobID), let job = jobs[id] else { return nil }
-    guard job.attempt == attempt else {
-      if attempt < job.attempt {
+    guard job.attempt == attempt, job.workerID == workerID, job.state.isActive else {
+      // Replaced by a newer attempt, requeued after its worker was declared lost, or
+      // ended while the worker was away: that attempt must stop, and its word is void.
+      if attempt <= job.attempt {
         send(
           peer, .stop,
           StopMessage(
             jobID: jobID, attempt: attempt,
-            reason: "attempt \(attempt) was replaced by attempt \(job.attempt)",
+            reason: job.attempt == attempt
+              ? "attempt \(attempt) is no longer this worker's (the job is \(job.state.rawValue))"
+              : "attempt \(attempt) was replaced by attempt \(job.attempt)",
             stale: true))
       }
       return nil
@@ -248,8 +267,10 @@ struct CoordinatorCore: Sendable {
       send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: ack))
       return
     }
-    guard job.attempt == message.attempt else {
-      if message.attempt < job.attempt {
+    // Lines of the current attempt are kept even after it ended (they may trail its
+    // result after a reconnect); lines of a replaced or requeued attempt are not.
+    guard job.attempt == message.attempt, job.workerID == message.workerID else {
+      if message.attempt <= job.attempt {
         send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: ack))
         send(
           peer, .stop,
@@ -278,7 +299,7 @@ struct CoordinatorCore: Sendable {
 
   mutating func progress(peer: [UInt8], message: ProgressMessage, now: Double) {
     guard knownWorker(message.workerID, peer: peer, now: now) != nil,
-      var job = currentJob(message.jobID, attempt: message.attempt, peer: peer), job.state.isActive
+      var job = currentJob(message.jobID, attempt: message.attempt, workerID: message.workerID, peer: peer)
     else { return }
     var newState: JobState?
     if message.state != job.state, message.state == .running || message.state == .serving {
@@ -301,7 +322,9 @@ struct CoordinatorCore: Sendable {
       send(
         peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished))
     }
-    guard let job = currentJob(message.jobID, attempt: message.attempt, peer: peer), job.state.isActive else {
+    guard
+      let job = currentJob(message.jobID, attempt: message.attempt, workerID: message.workerID, peer: peer)
+    else {
       return
     }
     var state = message.state
@@ -354,6 +377,15 @@ struct CoordinatorCore: Sendable {
       guard var worker = workers[workerID] else { continue }
       worker.online = false
       let lostRefs = worker.holdings.filter(\.value.active).map(\.key)
+      // Finished attempts whose cleanup report will not come: the job is done with.
+      for ref in worker.holdings.filter({ !$0.value.active }).map(\.key) {
+        guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt, job.state.isFinal
+        else {
+          continue
+        }
+        jobs[id] = nil
+        logCursors[id] = nil
+      }
       worker.holdings = [:]
       workers[workerID] = worker
       actions.append(

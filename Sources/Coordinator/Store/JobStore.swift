@@ -248,8 +248,8 @@ final class JobStore {
     try read { try Int64.fetchOne($0, sql: "SELECT MAX(id) FROM jobs") ?? 0 }
   }
 
-  /// Jobs the core must act on after a restart: not final, or final with cleanup
-  /// still owed by their worker.
+  /// Jobs the core must act on after a restart: those not yet final. (A final job
+  /// whose cleanup report is still owed is updated by the report whenever it comes.)
   func liveJobs() throws(StoreError) -> [(LiveJob, CoordinatorCore.LogCursor?)] {
     try read { db in
       let rows = try Row.fetchAll(

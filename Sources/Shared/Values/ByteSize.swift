@@ -15,10 +15,14 @@ public struct ByteSize: Sendable, Hashable, Comparable, Codable, CustomStringCon
     let trimmed = text.trimmingCharacters(in: .whitespaces)
     var number = ""
     var unit = ""
+    var sawSpace = false
     for ch in trimmed {
       if unit.isEmpty, ch.isNumber || ch == "." {
+        guard !sawSpace else { throw ByteSizeError(text: text) }
         number.append(ch)
-      } else if !ch.isWhitespace {
+      } else if ch.isWhitespace {
+        sawSpace = !number.isEmpty
+      } else {
         unit.append(ch)
       }
     }

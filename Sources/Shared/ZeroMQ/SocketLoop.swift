@@ -104,26 +104,33 @@ public final class SocketLoop: Sendable {
 
   /// Queues a message for the loop to send and wakes it. Safe from any thread.
   public func send(_ frames: [Data]) {
-    state.withLock { $0.outbox.append(frames) }
-    wake()
+    // Woken under the lock, so `shutdown` cannot close the eventfd in between.
+    state.withLock { s in
+      guard !s.stop else { return }
+      s.outbox.append(frames)
+      wake()
+    }
   }
 
   /// Asks the loop to replace its socket with a fresh one (see `SocketLoopIO.resetSocket`).
   public func resetSocket() {
-    state.withLock { $0.reset = true }
-    wake()
+    state.withLock { s in
+      guard !s.stop else { return }
+      s.reset = true
+      wake()
+    }
   }
 
   /// Stops the loop and waits for its thread to close the socket.
   public func shutdown() {
     let already = state.withLock { s -> Bool in
       defer { s.stop = true }
+      if !s.stop { wake() }
       return s.stop
     }
     guard !already else { return }
-    wake()
     finished.wait()
-    close(wakeFD)
+    state.withLock { _ in _ = close(wakeFD) }
   }
 
   private func wake() {

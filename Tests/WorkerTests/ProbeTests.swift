@@ -176,7 +176,8 @@ import Testing
     try dir.writeExecutable("nvidia-smi", "#!/bin/sh\nsleep 600\n")
     let start = ContinuousClock.now
     let result = await GPUProbe.probe(path: dir.path, timeout: .milliseconds(300))
-    #expect(ContinuousClock.now - start < .seconds(5))
+    // Bounded, not tight: under a loaded CI machine the kill and reap take a while.
+    #expect(ContinuousClock.now - start < .seconds(30))
     #expect(result.gpus.isEmpty)
     #expect(result.warnings.first?.contains("did not answer") == true)
   }

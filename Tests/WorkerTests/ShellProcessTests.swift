@@ -204,7 +204,8 @@ import Testing
       Issue.record("unexpected outcome \(outcome)")
       return
     }
-    #expect(ContinuousClock.now - start < .seconds(5))
+    // Bounded, not tight: a loaded CI machine reaps slowly.
+    #expect(ContinuousClock.now - start < .seconds(30))
     #expect(recorder.all.last == "stdout: done")
     #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
   }

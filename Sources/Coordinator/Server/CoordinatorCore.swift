@@ -327,6 +327,9 @@ struct CoordinatorCore: Sendable {
     else {
       return
     }
+    if let environment = message.environment {
+      actions.append(.store(.jobEnvironment(id: job.id, environment: environment)))
+    }
     var state = message.state
     var error = message.error
     if job.timedOut, state != .succeeded {

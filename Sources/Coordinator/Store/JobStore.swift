@@ -101,6 +101,9 @@ final class JobStore {
           );
           """)
     }
+    migrator.registerMigration("v2-environment") { db in
+      try db.execute(sql: "ALTER TABLE jobs ADD COLUMN environment TEXT")
+    }
     return migrator
   }
 
@@ -166,6 +169,9 @@ final class JobStore {
         try db.cachedStatement(sql: "UPDATE jobs SET locals = ? WHERE id = ?")
           .execute(arguments: [locals.serialized(), id])
       }
+    case .jobEnvironment(let id, let environment):
+      try db.execute(
+        sql: "UPDATE jobs SET environment = ? WHERE id = ?", arguments: [environment.serialized(), id])
     case .jobNotification(let id, let text):
       let current = try String.fetchOne(
         db, sql: "SELECT notifications FROM jobs WHERE id = ?", arguments: [id])
@@ -233,7 +239,7 @@ final class JobStore {
   private static let jobColumns = """
     id, name, state, priority, attempt, retries, failures, lost_count, requirements, timeout, worker_id,
     worker_name, gpus, exit_code, error, locals, notifications, step_index, step_count, cleanup_state,
-    bytes_freed, disk_free_after, cleanup_reason, submitted_at, started_at, finished_at
+    bytes_freed, disk_free_after, cleanup_reason, submitted_at, started_at, finished_at, environment
     """
 
   func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
@@ -325,7 +331,8 @@ final class JobStore {
       requirements: decode(Requirements.self, row["requirements"]) ?? Requirements(),
       gpus: decode([Int].self, row["gpus"]) ?? [],
       waitReason: state == .queued ? waitReason(id) : nil,
-      notifications: decode([String].self, row["notifications"]) ?? [])
+      notifications: decode([String].self, row["notifications"]) ?? [],
+      environment: decode(JSONValue.self, row["environment"]))
   }
 
   func job(_ id: Int64, waitReason: (Int64) -> String?) throws(StoreError) -> JobView? {

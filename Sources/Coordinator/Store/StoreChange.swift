@@ -9,6 +9,7 @@ enum StoreChange: Sendable {
   case jobProgress(
     id: Int64, state: JobState?, stepIndex: Int, stepCount: Int, locals: JSONValue?, at: Double)
   case jobNotification(id: Int64, text: String)
+  case jobEnvironment(id: Int64, environment: JSONValue)
   case jobFinished(
     id: Int64, attempt: Int, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?, at: Double
   )

@@ -42,12 +42,14 @@ public struct JobView: Sendable, Hashable, Codable {
   public var gpus: [Int]
   public var waitReason: String?
   public var notifications: [String]
+  /// What the job ran with (runtime tools, venvs and their packages), once known.
+  public var environment: JSONValue?
 
   public init(
     id: String, name: String, state: JobState, attempt: Int, worker: String?, exitCode: Int32?,
     error: String?, locals: JSONValue, step: StepView, cleanup: CleanupView, submittedAt: String,
     startedAt: String?, finishedAt: String?, priority: Int, requirements: Requirements, gpus: [Int],
-    waitReason: String?, notifications: [String]
+    waitReason: String?, notifications: [String], environment: JSONValue? = nil
   ) {
     self.id = id
     self.name = name
@@ -67,6 +69,7 @@ public struct JobView: Sendable, Hashable, Codable {
     self.gpus = gpus
     self.waitReason = waitReason
     self.notifications = notifications
+    self.environment = environment
   }
 }
 

@@ -208,10 +208,13 @@ public struct FinishedMessage: Sendable, Codable {
   /// The last log sequence number of the attempt, so the coordinator knows when it
   /// holds the complete log.
   public var lastLogSeq: Int
+  /// The reproducibility record: runtime tools, venvs, their packages.
+  public var environment: JSONValue?
   public init(
     workerID: String, jobID: String, attempt: Int, state: JobState, exitCode: Int32?, error: String?,
-    locals: JSONValue?, lastLogSeq: Int
+    locals: JSONValue?, lastLogSeq: Int, environment: JSONValue? = nil
   ) {
+    self.environment = environment
     self.workerID = workerID
     self.jobID = jobID
     self.attempt = attempt

@@ -13,6 +13,19 @@ public struct WorkerConfiguration: Sendable {
   public var declaredGPUs: [GPU]?
   public var passEnvironment: [String] = []
   public var shellOptions = ShellOptions()
+  /// Keep a failed job's workspace this many seconds for inspection (`--keep-failed`).
+  public var keepFailed: Double?
+  /// Size budget of `ROOT/cache`, enforced when no job runs (`--cache-budget`).
+  public var cacheBudget: Int64?
+  /// Seconds between re-probing free VRAM (probed GPUs only).
+  public var probeInterval: Double = 30
+  /// Install and use the private runtime (uv, node, ffmpeg, hf) on first need.
+  public var useRuntime = true
+  /// Where the private runtime lives; default `ROOT/runtime`. Several workers on one
+  /// machine may share one (installs are serialised by a file lock).
+  public var runtimeDirectory: String?
+
+  public var runtimeRoot: String { runtimeDirectory ?? root + "/runtime" }
 
   public init(coordinator: String, root: String) {
     self.coordinator = coordinator
@@ -84,6 +97,8 @@ public actor WorkerAgent {
   private var staleAttempts: Set<AttemptRef> = []
   private let context: ZMQContext
   private var lastResourceRefresh = 0.0
+  private var lastProbe = Timestamp.now()
+  private var probing = false
 
   enum AgentEvent: Sendable {
     case message(WireEnvelope)
@@ -93,6 +108,7 @@ public actor WorkerAgent {
     case notify(AttemptRef, String)
     case ended(AttemptRef, JobOutcome)
     case cleaned(AttemptRef, CleanupState, Int64, Int64, String?)
+    case gpus([GPU])
   }
 
   public init(configuration: WorkerConfiguration, context: ZMQContext, logger: Logger) async throws {
@@ -104,6 +120,12 @@ public actor WorkerAgent {
         atPath: configuration.root + "/" + folder, withIntermediateDirectories: true)
     }
     let killed = ShellProcess.killLeftovers(pidDirectory: configuration.root + "/pids")
+    let swept = KeptWorkspaces.sweep(
+      jobsRoot: configuration.root + "/jobs", now: Timestamp.now(), includeUnmarked: true,
+      diskFreeAt: configuration.root)
+    if !swept.isEmpty {
+      logger.info("removed workspaces an earlier run left behind", metadata: ["workspaces": "\(swept)"])
+    }
     if !killed.isEmpty {
       logger.warning("killed process groups an earlier run left behind", metadata: ["groups": "\(killed)"])
     }
@@ -165,8 +187,26 @@ public actor WorkerAgent {
       if now - lastResourceRefresh > 10 {
         lastResourceRefresh = now
         core.updateResources(gpus: core.advert.gpus, diskFree: HostProbe.diskFree(at: configuration.root))
+        KeptWorkspaces.sweep(
+          jobsRoot: configuration.root + "/jobs", now: now, includeUnmarked: false,
+          diskFreeAt: configuration.root)
+      }
+      if configuration.declaredGPUs == nil, !probing, now - lastProbe > configuration.probeInterval {
+        // Free VRAM changes with what else runs on the card; advertise what is real.
+        lastProbe = now
+        probing = true
+        let sink = self.sink
+        Task {
+          let result = await GPUProbe.probe()
+          sink.yield(.gpus(result.gpus))
+        }
       }
       core.tick(now: now)
+    case .gpus(let gpus):
+      probing = false
+      if !gpus.isEmpty || core.advert.gpus.isEmpty {
+        core.updateResources(gpus: gpus, diskFree: core.advert.diskFree)
+      }
     case .log(let ref, let stream, let line, let time): core.log(ref, stream: stream, line: line, time: time)
     case .progress(let ref, let state, let index, let count, let locals):
       // A negative index means "same step" (a `local.set` reporting new locals).
@@ -182,10 +222,17 @@ public actor WorkerAgent {
         locals: last?.locals, notification: text)
     case .ended(let ref, let outcome):
       core.jobEnded(
-        ref, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error, locals: outcome.locals)
+        ref, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error, locals: outcome.locals,
+        environment: outcome.environment)
     case .cleaned(let ref, let state, let freed, let free, let reason):
       jobs[ref] = nil
-      core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: free, reason: reason)
+      var diskFree = free
+      if jobs.isEmpty, let budget = configuration.cacheBudget,
+        CacheBudget.enforce(cacheRoot: configuration.root + "/cache", budget: budget) > 0
+      {
+        diskFree = HostProbe.diskFree(at: configuration.root)
+      }
+      core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: diskFree, reason: reason)
     }
     perform(core.takeActions())
   }
@@ -194,6 +241,7 @@ public actor WorkerAgent {
     for action in actions {
       switch action {
       case .send(let envelope):
+        logger.trace("send", metadata: ["type": "\(envelope.type.rawValue)"])
         loop?.send(envelope.frames)
       case .reconnect:
         logger.warning("no word from the coordinator; reconnecting")
@@ -215,13 +263,24 @@ public actor WorkerAgent {
     let advert = core.advert
     let logger = self.logger
     logger.info("starting job", metadata: ["attempt": "\(ref)", "name": "\(job.name)"])
-    jobs[ref] = Task {
+    // Detached: a job must never run on the agent, whose heartbeats cannot wait.
+    jobs[ref] = Task.detached {
       let outcome = await Self.execute(
         job: job, bundle: bundle, configuration: configuration, advert: advert, sink: sink)
       sink.yield(.ended(ref, outcome.outcome))
       guard let workspace = outcome.workspace else {
         sink.yield(.cleaned(ref, .done, 0, HostProbe.diskFree(at: configuration.root), nil))
         return
+      }
+      if outcome.outcome.state == .failed, let keep = configuration.keepFailed {
+        let until = Timestamp.now() + keep
+        if (try? KeptWorkspaces.keep(workspace, until: until)) != nil {
+          sink.yield(
+            .cleaned(
+              ref, .kept, 0, HostProbe.diskFree(at: configuration.root),
+              "kept for inspection at \(workspace) until \(Timestamp.iso(until)) (--keep-failed)"))
+          return
+        }
       }
       do {
         let report = try WorkspaceCleanup.remove(workspace, diskFreeAt: configuration.root)
@@ -256,14 +315,32 @@ public actor WorkerAgent {
     let environment = JobEnvironment.make(
       workerRoot: configuration.root, workspace: workspace.root,
       jobVariables: ["PINPOOL_JOB_ID": job.jobID, "PINPOOL_ATTEMPT": String(job.attempt)],
-      gpuIndices: job.gpuIndices, gpuVendor: vendor, runtimeBin: [configuration.root + "/runtime/bin"],
+      gpuIndices: job.gpuIndices, gpuVendor: vendor,
+      runtimeBin: configuration.useRuntime ? [configuration.runtimeRoot + "/bin"] : [],
       passThrough: configuration.passEnvironment)
     var options = configuration.shellOptions
     options.pidDirectory = configuration.root + "/pids"
-    let context = ExecutionContext(
+    var runtimeTools = JSONValue.null
+    if configuration.useRuntime {
+      let runtime = PrivateRuntime(root: configuration.runtimeRoot, cacheRoot: configuration.root + "/cache")
+      if !runtime.status().installed {
+        sink.yield(.log(ref, .pinpool, "preparing the worker's private runtime (first use)", Timestamp.now()))
+      }
+      do {
+        let status = try await runtime.ensureInstalled(log: { _ in })
+        runtimeTools =
+          (try? JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(status))) ?? .null
+      } catch {
+        sink.yield(.log(ref, .pinpool, "warning: \(error)", Timestamp.now()))
+      }
+    }
+    var context = ExecutionContext(
       job: job, workspace: workspace, workerRoot: configuration.root, host: advert.host,
       machineGPUs: advert.gpus,
-      environment: environment, runtimeBin: [configuration.root + "/runtime/bin"], shellOptions: options)
+      environment: environment,
+      runtimeBin: configuration.useRuntime ? [configuration.runtimeRoot + "/bin"] : [],
+      shellOptions: options)
+    context.runtimeTools = runtimeTools
     let events = JobEvents(
       log: { stream, line in sink.yield(.log(ref, stream, line, Timestamp.now())) },
       progress: { state, index, count, locals in sink.yield(.progress(ref, state, index, count, locals)) },

@@ -209,14 +209,15 @@ struct WorkerCore: Sendable {
   }
 
   mutating func jobEnded(
-    _ ref: AttemptRef, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?
+    _ ref: AttemptRef, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?,
+    environment: JSONValue? = nil
   ) {
     guard var attempt = attempts[ref] else { return }
     flushLogs()
     let message = FinishedMessage(
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, exitCode: exitCode,
       error: error,
-      locals: locals, lastLogSeq: attempt.nextSeq - 1)
+      locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment)
     attempt.finished = message
     attempts[ref] = attempt
     if connection == .registered, !attempt.stale { actions.append(.send(WireEnvelope(.finished, message))) }

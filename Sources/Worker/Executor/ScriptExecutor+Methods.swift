@@ -281,6 +281,7 @@ extension ScriptExecutor {
         throw fail("cannot create the venv at \(venv): \(error)", nil)
       }
       environment = VenvBuilder.activate(venvPath: venvPath, env: environment)
+      if !venvs.contains(venvPath) { venvs.append(venvPath) }
     }
 
     struct Handler {

@@ -13,6 +13,8 @@ public struct ExecutionContext: Sendable {
   public var environment: [String: String]
   public var runtimeBin: [String]
   public var shellOptions: ShellOptions
+  /// The private runtime's tools and versions, for the job's reproducibility record.
+  public var runtimeTools: JSONValue = .null
 
   public init(
     job: AssignedJob, workspace: Workspace, workerRoot: String, host: HostInfo, machineGPUs: [GPU],
@@ -53,6 +55,8 @@ public struct JobOutcome: Sendable {
   public var exitCode: Int32?
   public var error: String?
   public var locals: JSONValue
+  /// What the job ran with: runtime tool versions, each venv's Python and packages.
+  public var environment: JSONValue? = nil
 }
 
 /// A step that failed: the job's error names the file, the 1-based step and the cause.
@@ -83,6 +87,8 @@ public final class ScriptExecutor: @unchecked Sendable {
   var depth = 0
   /// Top-level progress, reported as the entry script's steps advance.
   var stepCount = 0
+  /// Every venv a step used, for the reproducibility record.
+  var venvs: [String] = []
 
   public init(context: ExecutionContext, events: JobEvents) {
     self.context = context
@@ -90,6 +96,14 @@ public final class ScriptExecutor: @unchecked Sendable {
   }
 
   public func run() async -> JobOutcome {
+    var outcome = await execute()
+    outcome.environment = await EnvironmentRecord.describe(
+      venvs: venvs, workspace: context.workspace.root, runtimeTools: context.runtimeTools,
+      runtimeBin: context.runtimeBin, environment: context.environment)
+    return outcome
+  }
+
+  private func execute() async -> JobOutcome {
     defer {
       Task { [detached] in for process in detached { _ = await process.terminate(grace: .seconds(5)) } }
     }

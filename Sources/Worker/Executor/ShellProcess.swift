@@ -310,12 +310,13 @@ final class ShellSupervisor: Sendable {
     if let directory = options.pidDirectory {
       ShellPidRecords.write(pgid: pgid, directory: directory, command: request.command)
     }
-    let terminating = state.withLock { state in
+    let (terminating, ready) = state.withLock { state in
       state.pgid = pgid
-      return state.graceDeadline != nil
+      return (state.graceDeadline != nil, Self.takeReadyDecision(&state))
     }
     // A cancellation that arrived while spawning.
     if terminating { _ = kill(-pgid, SIGTERM) }
+    if let (waiter, decision) = ready { waiter.resume(returning: decision) }
   }
 
   /// The shell has been reaped. Reads what is left, then makes sure nothing of its
@@ -342,36 +343,46 @@ final class ShellSupervisor: Sendable {
 
   private func complete(_ completion: Completion) {
     sink.supervisor.withLock { $0 = nil }
-    let waiters = state.withLock { state in
+    let (waiters, ready) = state.withLock { state in
       state.completion = completion
       let waiters = state.completionWaiters
       state.completionWaiters = []
-      return waiters
+      return (waiters, Self.takeReadyDecision(&state))
     }
     for waiter in waiters { waiter.resume(returning: completion) }
+    if let (waiter, decision) = ready { waiter.resume(returning: decision) }
     decide(.completed(completion))
   }
 
   /// Records the first decisive event and wakes the caller; later ones are ignored.
   func decide(_ decision: Decision) {
-    let waiter: CheckedContinuation<Decision, Never>? = state.withLock { state in
+    let ready = state.withLock { state -> (CheckedContinuation<Decision, Never>, Decision)? in
       guard state.decision == nil else { return nil }
       state.decision = decision
-      let waiter = state.decisionWaiter
-      state.decisionWaiter = nil
-      return waiter
+      return Self.takeReadyDecision(&state)
     }
-    waiter?.resume(returning: decision)
+    if let (waiter, decision) = ready { waiter.resume(returning: decision) }
+  }
+
+  /// A verdict can come from the first line the process prints, before its process group
+  /// is known; the caller waits for the group id (or the end), since a detached process
+  /// it could not signal later would outlive its job.
+  private static func takeReadyDecision(_ state: inout State) -> (
+    CheckedContinuation<Decision, Never>, Decision
+  )? {
+    guard let decision = state.decision, let waiter = state.decisionWaiter else { return nil }
+    if case .verdict = decision, state.pgid == nil, state.completion == nil { return nil }
+    state.decisionWaiter = nil
+    return (waiter, decision)
   }
 
   func decision() async -> Decision {
     await withCheckedContinuation { continuation in
-      let ready: Decision? = state.withLock { state in
-        if let decision = state.decision { return decision }
+      let ready = state.withLock { state -> (CheckedContinuation<Decision, Never>, Decision)? in
         state.decisionWaiter = continuation
-        return nil
+        return Self.takeReadyDecision(&state)
       }
-      if let ready { continuation.resume(returning: ready) }
+      if let (waiter, decision) = ready { waiter.resume(returning: decision) }
     }
   }
 

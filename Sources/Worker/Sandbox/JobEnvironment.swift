@@ -12,6 +12,14 @@ public struct JobEnvironment {
 
   /// Variables that decide which GPUs a job sees; neither the operator's pass-through nor
   /// the job's own variables may change them, so a job cannot reach GPUs it was not given.
+  /// Passed through when set: the machine's TLS trust and proxy settings.
+  public static let networkVariables = [
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+    "no_proxy", "all_proxy",
+  ]
+
   public static let gpuVariables: Set<String> = [
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
   ]
@@ -65,6 +73,11 @@ public struct JobEnvironment {
     env["PYTHONUNBUFFERED"] = "1"
     env["PINPOOL_WORKSPACE"] = workspace
 
+    // How this machine reaches the network (trusted CAs, proxies) is the machine's, not
+    // a secret, and without it no job could download a wheel behind a corporate proxy.
+    for name in networkVariables {
+      if let value = nonEmpty(hostEnvironment[name]) { env[name] = value }
+    }
     for name in passThrough where !gpuVariables.contains(name) && name != "PINPOOL_WORKSPACE" {
       if let value = hostEnvironment[name] { env[name] = value }
     }

@@ -32,6 +32,17 @@ struct StatusCommand: ParsableCommand {
       for (key, value) in locals { lines.append("local     \(key) = \(value.interpolationText)") }
     }
     for note in view.notifications { lines.append("notified  \(note)") }
+    for tool in view.environment?["runtime"]?["tools"]?.arrayValue ?? [] {
+      if let name = tool["name"]?.stringValue {
+        lines.append("runtime   \(name) \(tool["version"]?.stringValue ?? "?")")
+      }
+    }
+    for venv in view.environment?["venvs"]?.arrayValue ?? [] {
+      let packages = venv["packages"]?.arrayValue?.count ?? 0
+      lines.append(
+        "venv      \(venv["path"]?.stringValue ?? "?"): Python \(venv["python"]?.stringValue ?? "?"), "
+          + "\(packages) package\(packages == 1 ? "" : "s") (status --json lists them)")
+    }
     if view.cleanup.state != .none {
       var text = "cleanup   \(view.cleanup.state.rawValue)"
       if let freed = view.cleanup.bytesFreed { text += ", \(ByteSize(bytes: freed)) freed" }

@@ -64,6 +64,20 @@ struct WorkerCommand: AsyncParsableCommand {
   var passEnv: [String] = []
   @Option(help: "Seconds between SIGTERM and SIGKILL when a job is stopped.") var killGrace: Double = 10
   @Flag(help: "Print what the worker would advertise, as JSON, and exit.") var probe = false
+  @Flag(help: "Do not install or use the private runtime (jobs use the host's tools).") var noRuntime = false
+  @Option(help: ArgumentHelp("Where the private runtime lives (default ROOT/runtime).", valueName: "dir"))
+  var runtimeDir: String?
+  @Flag(help: "Print what the private runtime holds, and exit.") var runtimeStatus = false
+  @Flag(help: "Install the private runtime now (instead of on first need), and exit.") var installRuntime =
+    false
+  @Option(
+    help: ArgumentHelp(
+      "Keep a failed job's workspace this long for inspection, e.g. 2h.", valueName: "duration"))
+  var keepFailed: String?
+  @Option(
+    help: ArgumentHelp(
+      "Size budget of ROOT/cache, e.g. 50GB; least recently used entries go first.", valueName: "size"))
+  var cacheBudget: String?
 
   func run() async throws {
     let configuration = try makeConfiguration()
@@ -75,6 +89,20 @@ struct WorkerCommand: AsyncParsableCommand {
         diskFree: advert.diskFree, slots: advert.slots, running: 0, lastSeen: Timestamp.iso(Timestamp.now()),
         labels: advert.labels, cpuCores: advert.host.cpuCores, memoryTotal: advert.host.memoryTotal)
       return printJSON(view)
+    }
+    if runtimeStatus || installRuntime {
+      let runtime = PrivateRuntime(root: configuration.runtimeRoot, cacheRoot: configuration.root + "/cache")
+      var status = runtime.status()
+      if installRuntime {
+        do {
+          status = try await runtime.ensureInstalled(log: { print($0) })
+        } catch {
+          throw CLIError(error.description)
+        }
+      }
+      printJSON(status)
+      if !status.installed { throw ExitCode(1) }
+      return
     }
     let logger = makeLogger("worker")
     let agent = try await WorkerAgent(configuration: configuration, context: ZMQContext(), logger: logger)
@@ -91,7 +119,19 @@ struct WorkerCommand: AsyncParsableCommand {
     configuration.name = name
     configuration.slots = slots
     configuration.passEnvironment = passEnv
+    configuration.useRuntime = !noRuntime
+    configuration.runtimeDirectory = runtimeDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     configuration.shellOptions = ShellOptions(terminationGrace: .milliseconds(Int(killGrace * 1000)))
+    if let keepFailed {
+      do { configuration.keepFailed = try DurationParser.seconds(keepFailed) } catch {
+        throw CLIError("--keep-failed: \(error)")
+      }
+    }
+    if let cacheBudget {
+      do { configuration.cacheBudget = try ByteSize(parsing: cacheBudget).bytes } catch {
+        throw CLIError("--cache-budget: \(error)")
+      }
+    }
     for label in labels {
       let (key, value) = try keyValue(label, flag: "--label")
       configuration.labels[key] = value

@@ -25,6 +25,14 @@ final class Pool: @unchecked Sendable {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
   }
 
+  /// One private runtime for every test worker (the same folder the runtime's own test
+  /// installs into), so the suite downloads it from PyPI at most once per build folder.
+  static var sharedRuntime: String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/test-runtime")
+      .path
+  }
+
   init(heartbeat: Double = 0.2) throws {
     directory = FileManager.default.temporaryDirectory.appendingPathComponent(
       "pinpool-it-\(UUID().uuidString)")
@@ -54,14 +62,18 @@ final class Pool: @unchecked Sendable {
     coordinator = nil
   }
 
+  /// `runtime: true` gives the worker the private runtime shared by the suite (installed
+  /// from PyPI on first use); other workers use the host's tools, which keeps most tests
+  /// independent of the network.
   func startWorker(
     _ name: String, gpus: [String] = [], slots: Int = 1, extra: [String] = [],
-    environment: [String: String] = [:]
+    environment: [String: String] = [:], runtime: Bool = false
   ) throws {
     var arguments = [
       "worker", "--coordinator", endpoint, "--root", workerRoot(name), "--name", name, "--slots", "\(slots)",
       "--kill-grace", "2",
     ]
+    arguments += runtime ? ["--runtime-dir", Self.sharedRuntime] : ["--no-runtime"]
     if gpus.isEmpty { arguments.append("--no-gpu") }
     for gpu in gpus { arguments += ["--gpu", gpu] }
     workers[name] = try spawn("worker-\(name)", arguments + extra, environment: environment)

@@ -74,9 +74,11 @@ final class Pool: @unchecked Sendable {
       "--kill-grace", "2",
     ]
     arguments += runtime ? ["--runtime-dir", Self.sharedRuntime] : ["--no-runtime"]
-    if gpus.isEmpty { arguments.append("--no-gpu") }
+    // Declared GPUs, or none; `--probe-gpus` in `extra` lets the worker probe instead.
+    if gpus.isEmpty, !extra.contains("--probe-gpus") { arguments.append("--no-gpu") }
     for gpu in gpus { arguments += ["--gpu", gpu] }
-    workers[name] = try spawn("worker-\(name)", arguments + extra, environment: environment)
+    workers[name] = try spawn(
+      "worker-\(name)", arguments + extra.filter { $0 != "--probe-gpus" }, environment: environment)
     try waitUntil("worker \(name) registers", timeout: 30) {
       guard let views: [WorkerView] = try? self.json(["workers"]) else { return false }
       return views.contains { $0.name == name && $0.state == .online }

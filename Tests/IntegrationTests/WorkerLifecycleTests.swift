@@ -1,0 +1,76 @@
+import Foundation
+import Shared
+import Testing
+
+/// The worker process around its jobs: probing what it has, and cleaning up after a
+/// crash of its own.
+@Suite(.serialized)
+struct WorkerLifecycleTests {
+  @Test func malformedProbeOutputWarnsAndTheWorkerStillRegisters() throws {
+    try withPool { pool in
+      let tools = pool.directory.appendingPathComponent("fake-tools")
+      try FileManager.default.createDirectory(at: tools, withIntermediateDirectories: true)
+      let fake = tools.appendingPathComponent("nvidia-smi")
+      try "#!/bin/sh\necho 'this is not, a csv line'\necho '0, GPU-1, NVIDIA A100, lots, 1000, 550.1, 8.0'\n"
+        .write(
+          to: fake, atomically: true, encoding: .utf8)
+      chmod(fake.path, 0o755)
+      let path = tools.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+
+      let probe = pool.cli(
+        ["worker", "--probe", "--root", pool.workerRoot("probe")], environment: ["PATH": path])
+      #expect(probe.status == 0)
+      #expect(probe.stderr.contains("warning"), "\(probe.stderr)")
+      let view = try JSONDecoder().decode(WorkerView.self, from: Data(probe.stdout.utf8))
+      #expect(view.gpus.isEmpty)
+
+      try pool.startCoordinator()
+      // Probing (no --gpu, no --no-gpu) with the broken tool on PATH.
+      try pool.startWorker("probed", extra: ["--probe-gpus"], environment: ["PATH": path])
+      let workers: [WorkerView] = try pool.json(["workers"])
+      #expect(workers.first { $0.name == "probed" }?.state == .online)
+    }
+  }
+
+  @Test func aRestartedWorkerKillsWhatItsEarlierRunLeftBehind() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      try pool.startWorker("crashy")
+      let marker = "leftover-\(UUID().uuidString.prefix(8))"
+      let script = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": "echo started; exec -a \(marker) sleep 600" } } ] }
+        """, in: pool.directory)
+      let id = try pool.submit([script])
+      try pool.waitUntil("the job prints", timeout: 30) {
+        (try? pool.logLines(id))?.contains { $0.line == "started" } == true
+      }
+      let first = Self.processes(named: marker)
+      #expect(!first.isEmpty)
+      pool.killWorker("crashy")
+      // The job's process group outlives a SIGKILLed worker...
+      #expect(Set(Self.processes(named: marker)).isSuperset(of: first))
+      try pool.startWorker("crashy")
+      // ...until the worker starts again and ends it, and the stale workspace is gone.
+      // (The coordinator then runs the job again as attempt 2, with processes of its own.)
+      try pool.waitUntil("the leftover process is gone", timeout: 30) {
+        Set(Self.processes(named: marker)).isDisjoint(with: first)
+      }
+      #expect(!FileManager.default.fileExists(atPath: pool.workerRoot("crashy") + "/jobs/\(id)-1"))
+      _ = pool.cli(["cancel", id])
+    }
+  }
+
+  /// Live (non-zombie) processes whose command line starts with `name`.
+  static func processes(named name: String) -> [String] {
+    var found: [String] = []
+    for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(pid) != nil {
+      guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+        String(decoding: cmdline, as: UTF8.self).hasPrefix(name)
+      else { continue }
+      let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+      if !stat.contains(") Z ") { found.append(pid) }
+    }
+    return found
+  }
+}

@@ -19,46 +19,32 @@ enum EnvironmentRecord {
       var entry = JSONObject()
       entry["path"] = .string(
         venv.hasPrefix(workspace + "/") ? String(venv.dropFirst(workspace.count + 1)) : venv)
-      let version = await capture("'\(python)' --version", environment: environment, in: workspace)
+      let version = await capture(python, ["--version"], environment: environment)
       entry["python"] = .string(version.first?.replacingOccurrences(of: "Python ", with: "") ?? "unknown")
-      let freeze =
-        uv.map { "'\($0)' pip freeze --python '\(python)'" }
-        ?? "'\(python)' -m pip freeze --disable-pip-version-check"
-      entry["packages"] = .array(
-        await capture(freeze, environment: environment, in: workspace).map(JSONValue.string))
+      let packages =
+        if let uv {
+          await capture(uv, ["pip", "freeze", "--python", python], environment: environment)
+        } else {
+          await capture(
+            python, ["-m", "pip", "freeze", "--disable-pip-version-check"], environment: environment)
+        }
+      entry["packages"] = .array(packages.map(JSONValue.string))
       list.append(.object(entry))
     }
     record["venvs"] = .array(list)
     return .object(record)
   }
 
-  /// Runs a short command and returns its stdout lines; errors give no lines.
-  private static func capture(_ command: String, environment: [String: String], in directory: String) async
+  /// Runs a short query and returns its stdout lines; a failure gives no lines.
+  private static func capture(_ executable: String, _ arguments: [String], environment: [String: String])
+    async
     -> [String]
   {
-    let lines = LineCollector()
-    let request = ShellCommandRequest(command: command, workingDirectory: directory, environment: environment)
-    let outcome = try? await ShellProcess.run(request, options: ShellOptions(terminationGrace: .seconds(2))) {
-      stream, line in
-      if stream == .stdout { lines.append(line) }
-      return .continue_
-    }
-    guard case .exited(0)? = outcome else { return [] }
-    return lines.lines
-  }
-}
-
-private final class LineCollector: @unchecked Sendable {
-  private let lock = NSLock()
-  private var storage: [String] = []
-  func append(_ line: String) {
-    lock.lock()
-    storage.append(line)
-    lock.unlock()
-  }
-  var lines: [String] {
-    lock.lock()
-    defer { lock.unlock() }
-    return storage
+    guard
+      case .finished(let status, let stdout, _) = await ToolRunner.capture(
+        executable, arguments, environment: environment, timeout: .seconds(60)),
+      status.isSuccess
+    else { return [] }
+    return stdout.split(separator: "\n").map(String.init)
   }
 }

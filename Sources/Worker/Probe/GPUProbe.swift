@@ -58,52 +58,12 @@ public enum GPUProbe {
     return nil
   }
 
-  private enum ToolRun: Sendable {
-    case finished(TerminationStatus, String, String)
-    case failed(String)
-    case timedOut
-  }
-
   private static func runTool(
     _ tool: String, arguments: [String], timeout: Duration,
     parse: @Sendable (String) -> GPUProbeResult
   ) async -> GPUProbeResult {
     let name = (tool as NSString).lastPathComponent
-    let outcome = await withTaskGroup(of: ToolRun?.self) { group -> ToolRun in
-      group.addTask {
-        var options = PlatformOptions()
-        // Its own group, so the timeout also ends any helper the tool started.
-        options.createSession = true
-        options.teardownSequence = [
-          .send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .milliseconds(500))
-        ]
-        do {
-          let result = try await Subprocess.run(
-            .path(FilePath(tool)), arguments: Arguments(arguments), platformOptions: options,
-            output: .string(limit: 4 * 1024 * 1024), error: .string(limit: 64 * 1024))
-          return .finished(
-            result.terminationStatus, result.standardOutput, result.standardError)
-        } catch is CancellationError {
-          return nil
-        } catch {
-          if Task.isCancelled { return nil }
-          return .failed("\(error)")
-        }
-      }
-      group.addTask {
-        try? await Task.sleep(for: timeout)
-        return Task.isCancelled ? nil : .timedOut
-      }
-      var first: ToolRun = .timedOut
-      for await result in group {
-        if let result {
-          first = result
-          break
-        }
-      }
-      group.cancelAll()
-      return first
-    }
+    let outcome = await ToolRunner.capture(tool, arguments, timeout: timeout)
     switch outcome {
     case .timedOut:
       return GPUProbeResult(

@@ -539,14 +539,6 @@ enum PyPIRuntimeInstaller {
     "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
   }
 
-  private static func environmentKeys(_ environment: [String: String]) -> [Environment.Key: String] {
-    var keys: [Environment.Key: String] = [:]
-    for (name, value) in environment {
-      if let key = Environment.Key(rawValue: name) { keys[key] = value }
-    }
-    return keys
-  }
-
   /// Runs a step of the install, passing every line to `log` and quoting the last ones in
   /// the error, because pip's reason for failing is usually in its final lines.
   private static func runLogged(
@@ -558,29 +550,10 @@ enum PyPIRuntimeInstaller {
       tail.append(line)
       log(line)
     }
-    var options = PlatformOptions()
-    options.createSession = true
-    options.teardownSequence = [
-      .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))
-    ]
     let status: TerminationStatus
     do {
-      status = try await Subprocess.run(
-        .path(FilePath(executable)), arguments: Arguments(arguments),
-        environment: .custom(environmentKeys(context.environment)),
-        workingDirectory: FilePath(context.home), platformOptions: options, input: .none,
-        output: .sequence, error: .sequence
-      ) { execution in
-        try await withThrowingTaskGroup(of: Void.self) { group in
-          group.addTask {
-            for try await line in execution.standardOutput.strings() { logLine(line) }
-          }
-          group.addTask {
-            for try await line in execution.standardError.strings() { logLine(line) }
-          }
-          try await group.waitForAll()
-        }
-      }.terminationStatus
+      status = try await ToolRunner.stream(
+        executable, arguments, environment: context.environment, workingDirectory: context.home, log: logLine)
     } catch {
       if Task.isCancelled { throw RuntimeError("\(step) was cancelled") }
       throw RuntimeError("\(step) could not be started: \(error)\(tail.suffix)")
@@ -595,42 +568,17 @@ enum PyPIRuntimeInstaller {
   private static func capture(
     _ executable: String, _ arguments: [String], environment: [String: String]
   ) async -> Result<String, RuntimeError> {
-    let keys = environmentKeys(environment)
-    let outcome = await withTaskGroup(of: Result<String, RuntimeError>?.self) { group in
-      group.addTask {
-        var options = PlatformOptions()
-        options.createSession = true
-        options.teardownSequence = [
-          .send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .milliseconds(500))
-        ]
-        do {
-          let result = try await Subprocess.run(
-            .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(keys),
-            platformOptions: options, output: .string(limit: 256 * 1024), error: .string(limit: 256 * 1024))
-          let output = result.standardOutput + result.standardError
-          guard result.terminationStatus.isSuccess else {
-            return .failure(RuntimeError("exited with \(result.terminationStatus): \(output.prefix(300))"))
-          }
-          return .success(output)
-        } catch {
-          if Task.isCancelled { return nil }
-          return .failure(RuntimeError("\(error)"))
-        }
+    switch await ToolRunner.capture(
+      executable, arguments, environment: environment, timeout: versionTimeout, outputLimit: 256 * 1024)
+    {
+    case .finished(let status, let stdout, let stderr):
+      let output = stdout + stderr
+      guard status.isSuccess else {
+        return .failure(RuntimeError("exited with \(status): \(output.prefix(300))"))
       }
-      group.addTask {
-        try? await Task.sleep(for: versionTimeout)
-        return Task.isCancelled ? nil : .failure(RuntimeError("no answer within \(versionTimeout)"))
-      }
-      var first: Result<String, RuntimeError> = .failure(RuntimeError("no answer"))
-      for await result in group {
-        if let result {
-          first = result
-          break
-        }
-      }
-      group.cancelAll()
-      return first
+      return .success(output)
+    case .failed(let reason): return .failure(RuntimeError(reason))
+    case .timedOut: return .failure(RuntimeError("no answer within \(versionTimeout)"))
     }
-    return outcome
   }
 }

@@ -55,32 +55,10 @@ public enum VenvBuilder {
       tail.append(line)
       log(line)
     }
-    var options = PlatformOptions()
-    options.createSession = true
-    options.teardownSequence = [
-      .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))
-    ]
-    var environmentKeys: [Environment.Key: String] = [:]
-    for (name, value) in environment {
-      if let key = Environment.Key(rawValue: name) { environmentKeys[key] = value }
-    }
     let command = ([executable] + arguments).joined(separator: " ")
     let status: TerminationStatus
     do {
-      status = try await Subprocess.run(
-        .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(environmentKeys),
-        platformOptions: options, input: .none, output: .sequence, error: .sequence
-      ) { execution in
-        try await withThrowingTaskGroup(of: Void.self) { group in
-          group.addTask {
-            for try await line in execution.standardOutput.strings() { logLine(line) }
-          }
-          group.addTask {
-            for try await line in execution.standardError.strings() { logLine(line) }
-          }
-          try await group.waitForAll()
-        }
-      }.terminationStatus
+      status = try await ToolRunner.stream(executable, arguments, environment: environment, log: logLine)
     } catch is CancellationError {
       throw CancellationError()
     } catch {

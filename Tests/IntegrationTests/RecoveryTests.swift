@@ -1,0 +1,120 @@
+import Foundation
+import Shared
+import Testing
+
+/// Crashes, stalls and restarts with real processes: no job runs twice, no job or log
+/// line is lost.
+@Suite(.serialized)
+struct RecoveryTests {
+  @Test func aKilledWorkersJobIsRequeuedAndSucceedsElsewhere() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      try pool.startWorker("first")
+      let script = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": [
+          "echo attempt $PINPOOL_ATTEMPT on its way",
+          "if [ \\"$PINPOOL_ATTEMPT\\" = 1 ]; then exec sleep 600; fi",
+          "echo attempt $PINPOOL_ATTEMPT done"
+        ] } } ] }
+        """, in: pool.directory)
+      let id = try pool.submit([script])
+      try pool.waitUntil("attempt 1 runs", timeout: 30) {
+        (try? pool.logLines(id))?.contains { $0.line == "attempt 1 on its way" } == true
+      }
+      pool.killWorker("first")
+      try pool.startWorker("second")
+      let view = try pool.waitForFinal(id, timeout: 60)
+      #expect(view.state == .succeeded)
+      #expect(view.attempt == 2)
+      #expect(view.worker == "second")
+      let lines = try pool.logLines(id).map(\.line)
+      #expect(lines.contains("attempt 2 done"))
+      #expect(lines.filter { $0 == "attempt 1 on its way" }.count == 1)
+
+      // The first worker comes back: its earlier run's attempt is gone, and the job's
+      // result stays the one attempt 2 reported.
+      try pool.startWorker("first")
+      #expect(try pool.status(id).state == .succeeded)
+      #expect(try pool.status(id).attempt == 2)
+    }
+  }
+
+  @Test func aStoppedWorkersStaleAttemptCannotOverwriteTheResult() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      try pool.startWorker("sleepy")
+      let script = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": [
+          "echo attempt $PINPOOL_ATTEMPT started",
+          "sleep 3",
+          "echo attempt $PINPOOL_ATTEMPT finished; exit $PINPOOL_ATTEMPT"
+        ] } } ] }
+        """, in: pool.directory)
+      let id = try pool.submit([script, "--retries", "0"])
+      try pool.waitUntil("attempt 1 runs", timeout: 30) {
+        (try? pool.logLines(id))?.contains { $0.line == "attempt 1 started" } == true
+      }
+      // Freeze the worker past its liveness window (10 heartbeats of 0.2 s).
+      pool.killWorker("sleepy", signal: SIGSTOP)
+      try pool.waitUntil("the worker is declared offline", timeout: 30) {
+        let workers: [WorkerView]? = try? pool.json(["workers"])
+        return workers?.first { $0.name == "sleepy" }?.state == .offline
+      }
+      try pool.startWorker("awake")
+      let requeued = try pool.waitForState(id, [.running, .assigned, .succeeded, .failed], timeout: 30)
+      #expect(requeued.attempt == 2)
+      // Attempt 1 wakes up, finishes, and reports exit 1: refused, and told to stop.
+      pool.killWorker("sleepy", signal: SIGCONT)
+      let view = try pool.waitForFinal(id, timeout: 60)
+      #expect(view.worker == "awake")
+      #expect(view.attempt == 2)
+      #expect(view.exitCode == 2)
+      try pool.waitUntil("the stale worker reconnects", timeout: 30) {
+        let workers: [WorkerView]? = try? pool.json(["workers"])
+        return workers?.first { $0.name == "sleepy" }?.state == .online
+      }
+      let again = try pool.status(id)
+      #expect(again.attempt == 2 && again.exitCode == 2 && again.worker == "awake")
+    }
+  }
+
+  @Test func aCoordinatorCrashLosesNoJobAndNoLogLine() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      for name in ["a", "b", "c"] { try pool.startWorker(name, slots: 2) }
+      let script = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": [
+          "for i in $(seq 1 20); do echo job-$PINPOOL_JOB_ID-line-$i; done",
+          "sleep 0.$(( $PINPOOL_JOB_ID % 5 ))"
+        ] } } ] }
+        """, in: pool.directory)
+      let reply: SubmitReply = try pool.json(["submit", script, "--array", "1-200"])
+      #expect(reply.ids.count == 200)
+      try pool.waitUntil("some jobs are done and some still run", timeout: 60) {
+        let jobs: [JobView]? = try? pool.json(["jobs", "--limit", "300"])
+        return (jobs?.filter { $0.state == .succeeded }.count ?? 0) >= 20
+      }
+      pool.killCoordinator()
+      try pool.startCoordinator()
+
+      try pool.waitUntil("every job is final", timeout: 180) {
+        let jobs: [JobView]? = try? pool.json(["jobs", "--limit", "300"])
+        return jobs?.count == 200 && jobs?.allSatisfy { $0.state.isFinal } == true
+      }
+      let jobs: [JobView] = try pool.json(["jobs", "--limit", "300"])
+      #expect(Set(jobs.map(\.id)) == Set(reply.ids))
+      #expect(
+        jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.filter { $0.state != .succeeded }.map(\.id))")
+      for job in jobs where job.state == .succeeded {
+        // Lines of the attempt that succeeded (an attempt lost to the crash may have
+        // left a partial log of its own before it).
+        let lines = try pool.logLines(job.id).filter { $0.attempt == job.attempt }.map(\.line)
+          .filter { $0.hasPrefix("job-") }
+        #expect(lines == (1...20).map { "job-\(job.id)-line-\($0)" }, "job \(job.id): \(lines.count) lines")
+      }
+    }
+  }
+}

@@ -106,7 +106,9 @@ struct SubmitCommand: ParsableCommand {
       return
     }
     if !client.json {
-      print("submitted job \(reply.id); following its log (Ctrl-C stops following, not the job)")
+      // On stderr, so stdout carries exactly the job's log.
+      FileHandle.standardError.write(
+        Data("submitted job \(reply.id); following its log (Ctrl-C stops following, not the job)\n".utf8))
     }
     let final = try LogFollower(client: client, connection: connection, jobID: reply.id, since: 0).run()
     if final.state != .succeeded { throw ExitCode(1) }

@@ -337,3 +337,44 @@ private func worker(
     #expect(reason.hasSuffix("no online worker has label site=studio"))
   }
 }
+
+@Suite struct AgingTests {
+  /// A 2-GPU job on a 2-GPU box where 1-GPU jobs keep coming: before it ages, small jobs
+  /// backfill the free GPU; once aged, the box is held for it and drains.
+  @Test func anAgedBigJobStopsBackfillOnTheWorkerItNeeds() {
+    var box = capacity(gpus: [gpu(0, 24), gpu(1, 24)], slots: 2)
+    box.reservedGPUIndices = [0]
+    box.freeSlots = 1
+    let big = job(1, Requirements(gpus: 2))
+    let small = job(2, Requirements(gpus: 1))
+    let (queue, table) = queued([big, small])
+    let young = Scheduler.plan(
+      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 100, agingSeconds: 600)
+    #expect(young.map(\.jobID) == [2])
+    let aged = Scheduler.plan(
+      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 700, agingSeconds: 600)
+    #expect(aged.isEmpty)
+  }
+
+  @Test func anAgedJobHoldsOnlyOneWorkerAndOthersStillBackfill() {
+    var box = capacity(gpus: [gpu(0, 24), gpu(1, 24)], slots: 2)
+    box.reservedGPUIndices = [0]
+    box.freeSlots = 1
+    let other = capacity(gpus: [gpu(0, 24)], slots: 1)
+    let (queue, table) = queued([job(1, Requirements(gpus: 2)), job(2, Requirements(gpus: 1))])
+    let plan = Scheduler.plan(
+      queue: queue, jobs: table, capacities: ["box": box, "other": other],
+      names: ["box": "box", "other": "other"],
+      now: 700, agingSeconds: 600)
+    #expect(plan == [Assignment(jobID: 2, workerID: "other", gpuIndices: [0])])
+  }
+
+  @Test func aJobThatCanNeverFitReservesNothing() {
+    let box = capacity(gpus: [gpu(0, 24)], slots: 2)
+    let (queue, table) = queued([job(1, Requirements(gpus: 4)), job(2, Requirements(gpus: 1))])
+    let plan = Scheduler.plan(
+      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 10_000,
+      agingSeconds: 600)
+    #expect(plan.map(\.jobID) == [2])
+  }
+}

@@ -14,12 +14,19 @@ struct Assignment: Sendable, Hashable {
 /// not block the jobs behind it (backfill): the scan moves on. Among workers a job
 /// fits, the tightest fit on VRAM wins, then the least loaded, then the name, so the
 /// choice is deterministic.
+///
+/// Aging: backfill alone can starve a big job — small jobs keep taking each GPU as it
+/// frees, and two are never free at once. A job that has waited longer than
+/// `agingSeconds` therefore reserves the worker it fits best when idle: nothing behind
+/// it is placed there, so that worker drains and the big job starts when it is empty.
 enum Scheduler {
   static func plan(
     queue: JobQueue, jobs: [Int64: LiveJob], capacities: [String: WorkerCapacity],
-    names: [String: String]
+    names: [String: String], now: Double = 0, agingSeconds: Double = .infinity
   ) -> [Assignment] {
     var capacities = capacities
+    // Workers held for an aged job further up the queue.
+    var reserved: Set<String> = []
     var result: [Assignment] = []
     var freeSlots = capacities.values.reduce(0) { $0 + max(0, $1.freeSlots) }
     // Requirements already found not to fit anywhere in this pass; with 100,000 jobs
@@ -29,7 +36,7 @@ enum Scheduler {
       if freeSlots == 0 { break }
       guard let job = jobs[key.id], !unplaceable.contains(job.requirements) else { continue }
       var best: (id: String, placement: Placement, load: Int)?
-      for (workerID, capacity) in capacities where capacity.freeSlots > 0 {
+      for (workerID, capacity) in capacities where capacity.freeSlots > 0 && !reserved.contains(workerID) {
         guard case .success(let placement) = Matching.place(job.requirements, on: capacity) else { continue }
         let load = -capacity.freeSlots
         if let current = best {
@@ -40,7 +47,13 @@ enum Scheduler {
         best = (workerID, placement, load)
       }
       guard let best else {
-        unplaceable.insert(job.requirements)
+        if now - job.submittedAt > agingSeconds,
+          let hold = idealWorker(for: job, capacities, names, except: reserved)
+        {
+          reserved.insert(hold)
+        } else {
+          unplaceable.insert(job.requirements)
+        }
         continue
       }
       result.append(Assignment(jobID: job.id, workerID: best.id, gpuIndices: best.placement.gpuIndices))
@@ -50,6 +63,26 @@ enum Scheduler {
       freeSlots -= 1
     }
     return result
+  }
+
+  /// The worker an aged job fits best once everything on it is done.
+  private static func idealWorker(
+    for job: LiveJob, _ capacities: [String: WorkerCapacity], _ names: [String: String], except: Set<String>
+  ) -> String? {
+    var best: (String, Int64)?
+    for (workerID, capacity) in capacities where !except.contains(workerID) {
+      var idle = capacity
+      idle.reservedGPUIndices = []
+      idle.freeSlots = max(1, idle.freeSlots)
+      guard case .success(let placement) = Matching.place(job.requirements, on: idle) else { continue }
+      if let current = best,
+        (placement.vramSlack, names[workerID] ?? workerID) >= (current.1, names[current.0] ?? current.0)
+      {
+        continue
+      }
+      best = (workerID, placement.vramSlack)
+    }
+    return best?.0
   }
 
   /// One line saying why a queued job waits, for `status`.

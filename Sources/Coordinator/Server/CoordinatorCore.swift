@@ -428,7 +428,10 @@ struct CoordinatorCore: Sendable {
       names[worker.advert.id] = worker.advert.name
     }
     guard capacities.values.contains(where: { $0.freeSlots > 0 }) else { return }
-    for assignment in Scheduler.plan(queue: queue, jobs: jobs, capacities: capacities, names: names) {
+    for assignment in Scheduler.plan(
+      queue: queue, jobs: jobs, capacities: capacities, names: names, now: now,
+      agingSeconds: settings.agingSeconds)
+    {
       guard var job = jobs[assignment.jobID], var worker = workers[assignment.workerID] else { continue }
       queue.remove(job.queueKey)
       job.attempt += 1

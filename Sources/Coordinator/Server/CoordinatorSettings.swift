@@ -6,6 +6,9 @@ public struct CoordinatorSettings: Sendable {
   public var liveness: Int = 6
   /// How often a job is requeued after its worker vanished before it fails.
   public var maxLostRequeues: Int = 3
+  /// After waiting this long, a job that fits nowhere reserves the worker it fits best,
+  /// so small jobs stop backfilling it (see `Scheduler`).
+  public var agingSeconds: Double = 600
 
   public init(heartbeatInterval: Double = 5, liveness: Int = 6, maxLostRequeues: Int = 3) {
     self.heartbeatInterval = heartbeatInterval

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end dispatch of N trivial jobs (`echo job $INDEX`), submitted as one array,
+# through M real worker processes on this machine; then the same N jobs as one
+# `sbatch --array` on the single-node Slurm that ../shared/peers/slurm starts, in the
+# same run, and the ratio. Usage: bench/dispatch.sh [N] [WORKERS] [SLOTS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-1000}
+workers=${2:-2}
+slots=${3:-8}
+./scripts/deps.sh
+swift build -c release --product pinpool >/dev/null
+bin="$(swift build -c release --show-bin-path)/pinpool"
+data="$(mktemp -d -t pinpool-bench-XXXXXX)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$data"; }
+trap cleanup EXIT
+
+"$bin" coordinator --data "$data/coordinator" --bind "$PINPOOL_COORDINATOR" >"$data/coordinator.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 "$workers"); do
+  "$bin" worker --root "$data/worker-$i" --name "bench-$i" --slots "$slots" --no-gpu --no-runtime \
+    >"$data/worker-$i.log" 2>&1 &
+  pids+=($!)
+done
+for _ in $(seq 1 200); do
+  [ "$("$bin" workers --json 2>/dev/null | grep -c '"online"')" -ge "$workers" ] && break
+  sleep 0.1
+done
+cat >"$data/trivial.json" <<'JSON'
+{ "run": [ { "method": "shell.run", "params": { "message": "echo job {{args.index}}" } } ] }
+JSON
+
+start=$(date +%s.%N)
+"$bin" submit "$data/trivial.json" --array "1-$n" --json >/dev/null
+submitted=$(date +%s.%N)
+# Poll the store read-only (a WAL reader), so watching costs the pool nothing.
+db="$data/coordinator/pinpool.sqlite"
+while true; do
+  read -r done_count failed < <(python3 -c "
+import sqlite3; c = sqlite3.connect('file:$db?mode=ro', uri=True)
+print(*c.execute(\"select sum(state='succeeded'), sum(state='failed') from jobs\").fetchone())")
+  [ "${done_count:-0}" != None ] && [ "${done_count:-0}" -ge "$n" ] && break
+  [ "${failed:-0}" != None ] && [ "${failed:-0}" -gt 0 ] && { echo "jobs failed; see $data"; trap - EXIT; exit 1; }
+  sleep 0.02
+done
+end=$(date +%s.%N)
+pinpool_line=$(python3 -c "n=$n; s=$start; b=$submitted; e=$end; print(f'pinpool-array N={n} workers=$workers slots=$slots submit_s={b-s:.2f} total_s={e-s:.2f} jobs_per_s={n/(e-s):.1f}')")
+echo "$pinpool_line"
+if [ -n "${SHOW_CPU:-}" ]; then
+  for p in "${pids[@]}"; do ps -o pid=,time=,args= -p "$p" | cut -c1-80; done
+fi
+
+# The peer, on the same machine in the same run.
+if [ "${SKIP_SLURM:-0}" = 1 ]; then exit 0; fi
+peer=../shared/peers/slurm
+eval "$(bash "$peer/start.sh" | grep '^export')"
+slurm_line=$(bash "$peer/bench-array.sh" "$n")
+bash "$peer/stop.sh" >/dev/null
+echo "$slurm_line"
+python3 - "$pinpool_line" "$slurm_line" <<'PY'
+import sys
+rate = lambda line: float(line.rsplit("jobs_per_s=", 1)[1])
+p, s = rate(sys.argv[1]), rate(sys.argv[2])
+print(f"ratio pinpool/slurm = {p / s:.1f}x (target >= 100x, and >= 1000 jobs/s)")
+PY

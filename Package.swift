@@ -66,5 +66,6 @@ let package = Package(
       dependencies: ["Shared", "CZeroMQ", "pinpool"],
       swiftSettings: strict
     ),
+    .executableTarget(name: "pinpool-bench", dependencies: ["Shared", "CZeroMQ"], swiftSettings: strict),
   ]
 )

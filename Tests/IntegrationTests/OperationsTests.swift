@@ -63,3 +63,29 @@ struct OperationsTests {
     }
   }
 }
+
+@Suite(.serialized)
+struct ArrayTests {
+  @Test func anArrayIsListedAndCancelledTogether() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      try pool.startWorker("w")
+      let script = try writeScript(
+        #"{ "run": [ { "method": "log", "params": { "text": "transcode {{args.index}}" } } ] }"#,
+        in: pool.directory)
+      let done: SubmitReply = try pool.json(["submit", script, "--array", "1,3,5-7"])
+      #expect(done.ids.count == 5)
+      for id in done.ids { #expect(try pool.waitForFinal(id).state == .succeeded) }
+      #expect(try pool.logLines(done.ids[1]).contains { $0.line == "transcode 3" })
+
+      let waiting: SubmitReply = try pool.json(["submit", script, "--array", "1-4", "--gpus", "2"])
+      let listed: [JobView] = try pool.json(["jobs", "--array", waiting.id])
+      #expect(listed.map(\.id) == waiting.ids)
+      #expect(listed.allSatisfy { $0.array == waiting.id && $0.state == .queued })
+      #expect(pool.cli(["cancel", "--array", waiting.id]).status == 0)
+      let after: [JobView] = try pool.json(["jobs", "--array", waiting.id])
+      #expect(after.allSatisfy { $0.state == .cancelled })
+      #expect(pool.cli(["cancel", "--array", "99999"]).stderr.contains("no array '99999'"))
+    }
+  }
+}

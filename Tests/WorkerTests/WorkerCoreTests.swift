@@ -309,16 +309,25 @@ private struct Harness {
     #expect(h.core.connection == .registering(since: h.now))
   }
 
-  @Test func unansweredRegistrationIsRetriedOnAFreshSocket() {
+  @Test func unansweredRegistrationIsRetriedOnAFreshSocketWithBackoff() {
     var h = Harness()
     h.core.start(now: h.now)
     _ = h.take()
-    #expect(h.tick(1.5).isEmpty)
-    let retry = h.tick(1)
+    let first = h.core.registerRetryDelay
+    // Jittered around 2 s: between 1 and 3 s.
+    #expect(first >= 1 && first < 3)
+    #expect(h.tick(first - 0.01).isEmpty)
+    let retry = h.tick(0.02)
     #expect(retry.reconnects == 1)
     #expect(retry.types == [.register])
-    // It does not hammer: the next try waits again.
-    #expect(h.tick(0.5).isEmpty)
+    // It does not hammer: the next try waits longer (about 4 s, jittered).
+    let second = h.core.registerRetryDelay
+    #expect(second >= 2 && second < 6)
+    #expect(h.tick(second - 0.05).isEmpty)
+    #expect(h.tick(0.1).reconnects == 1)
+    // And never more than 30 s (×1.5 jitter) however long the coordinator stays away.
+    for _ in 0..<10 { _ = h.tick(h.core.registerRetryDelay + 0.01) }
+    #expect(h.core.registerRetryDelay < 45)
   }
 
   @Test func registeredAdoptsTheCoordinatorsTiming() {

@@ -68,6 +68,7 @@ struct CoordinatorCore: Sendable {
       return
     }
     var rows: [NewJobRow] = []
+    let arrayID = request.arrayIndices == nil ? nil : nextJobID
     for index in indices {
       let id = nextJobID
       nextJobID += 1
@@ -84,6 +85,7 @@ struct CoordinatorCore: Sendable {
           id: id, name: name, priority: request.priority, retries: request.retries, entry: request.entry,
           args: args, requirements: request.requirements, artifacts: request.artifacts,
           timeoutSeconds: request.timeoutSeconds, submittedAt: now))
+      rows[rows.count - 1].arrayID = arrayID
       let job = LiveJob(
         id: id, name: name, priority: request.priority, requirements: request.requirements, attempt: 0,
         retries: request.retries, failures: 0, lostCount: 0, state: .queued, workerID: nil,

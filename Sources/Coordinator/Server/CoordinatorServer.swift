@@ -8,6 +8,8 @@ public struct CoordinatorLimits: Sendable {
   public var maxBundleBytes = 64 * 1024 * 1024
   public var maxArrayJobs = 10_000
   public var maxLogLinesPerRequest = 5_000
+  /// Finished jobs and their logs are deleted this long after they end.
+  public var retentionSeconds: Double = 30 * 86400
   public init() {}
 }
 
@@ -69,6 +71,7 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   private let logger: Logger
   private let limits: CoordinatorLimits
   private var pendingQueries: [(peer: [UInt8], envelope: WireEnvelope)] = []
+  private var lastPrune = 0.0
 
   init(configuration: CoordinatorConfiguration, store: JobStore, logger: Logger) throws {
     self.store = store
@@ -116,6 +119,15 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     let now = Timestamp.now()
     core.tick(now: now)
     flush(io: io, now: now)
+    if now - lastPrune > 60 {
+      lastPrune = now
+      do {
+        let pruned = try store.prune(finishedBefore: now - limits.retentionSeconds, keep: Set(core.jobs.keys))
+        if pruned > 0 { logger.info("deleted finished jobs past retention", metadata: ["jobs": "\(pruned)"]) }
+      } catch {
+        logger.error("pruning finished jobs failed", metadata: ["error": "\(error)"])
+      }
+    }
   }
 
   private func dispatch(peer: [UInt8], envelope: WireEnvelope, now: Double) throws {
@@ -128,7 +140,14 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     case .cleanup: core.cleanup(peer: peer, message: try envelope.decode(CleanupMessage.self), now: now)
     case .submit: try submit(peer: peer, envelope: envelope, now: now)
     case .cancel:
-      let request = try envelope.decode(CancelRequest.self)
+      var request = try envelope.decode(CancelRequest.self)
+      if let array = request.array {
+        let ids = try Int64(array).map { try store.arrayJobIDs($0) } ?? []
+        guard !ids.isEmpty else {
+          throw WireError.malformedHeader(type: "cancel", detail: "no array '\(array)'")
+        }
+        request.jobIDs += ids.map(String.init)
+      }
       for text in request.jobIDs {
         guard let id = Int64(text), try store.jobExists(id) else {
           throw WireError.malformedHeader(type: "cancel", detail: "no job '\(text)'")
@@ -238,7 +257,8 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     case .jobs:
       let request = try envelope.decode(JobsRequest.self)
       let views = try store.jobs(
-        state: request.state, worker: request.worker, limit: min(request.limit ?? 1000, 100_000),
+        state: request.state, worker: request.worker, array: request.array.flatMap { Int64($0) },
+        limit: min(request.limit ?? 1000, 100_000),
         waitReason: waitReason)
       return WireEnvelope(.reply, Reply(requestID: request.requestID, result: views))
     case .logs:

@@ -104,6 +104,11 @@ final class JobStore {
     migrator.registerMigration("v2-environment") { db in
       try db.execute(sql: "ALTER TABLE jobs ADD COLUMN environment TEXT")
     }
+    migrator.registerMigration("v3-arrays-retention") { db in
+      try db.execute(sql: "ALTER TABLE jobs ADD COLUMN array_id INTEGER")
+      try db.execute(sql: "CREATE INDEX jobs_by_array ON jobs(array_id) WHERE array_id IS NOT NULL")
+      try db.execute(sql: "CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL")
+    }
     return migrator
   }
 
@@ -133,14 +138,14 @@ final class JobStore {
       let statement = try db.cachedStatement(
         sql: """
           INSERT INTO jobs (id, name, state, priority, retries, entry, args, requirements, artifacts,
-            timeout, bundle_hash, submitted_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            timeout, bundle_hash, submitted_at, array_id) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           """)
       let requirements = rows.first.map { json($0.requirements) } ?? "{}"
       let artifacts = rows.first.map { json($0.artifacts) } ?? "[]"
       for row in rows {
         try statement.execute(arguments: [
           row.id, row.name, row.priority, row.retries, row.entry, row.args.serialized(), requirements,
-          artifacts, row.timeoutSeconds, hash, row.submittedAt,
+          artifacts, row.timeoutSeconds, hash, row.submittedAt, row.arrayID,
         ])
       }
     case .jobAssigned(let id, let attempt, let workerID, let workerName, let gpus, let at):
@@ -239,7 +244,7 @@ final class JobStore {
   private static let jobColumns = """
     id, name, state, priority, attempt, retries, failures, lost_count, requirements, timeout, worker_id,
     worker_name, gpus, exit_code, error, locals, notifications, step_index, step_count, cleanup_state,
-    bytes_freed, disk_free_after, cleanup_reason, submitted_at, started_at, finished_at, environment
+    bytes_freed, disk_free_after, cleanup_reason, submitted_at, started_at, finished_at, environment, array_id
     """
 
   func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
@@ -332,7 +337,8 @@ final class JobStore {
       gpus: decode([Int].self, row["gpus"]) ?? [],
       waitReason: state == .queued ? waitReason(id) : nil,
       notifications: decode([String].self, row["notifications"]) ?? [],
-      environment: decode(JSONValue.self, row["environment"]))
+      environment: decode(JSONValue.self, row["environment"]),
+      array: (row["array_id"] as Int64?).map(String.init))
   }
 
   func job(_ id: Int64, waitReason: (Int64) -> String?) throws(StoreError) -> JobView? {
@@ -342,11 +348,15 @@ final class JobStore {
     }
   }
 
-  func jobs(state: JobState?, worker: String?, limit: Int, waitReason: (Int64) -> String?) throws(StoreError)
-    -> [JobView]
-  {
+  func jobs(
+    state: JobState?, worker: String?, array: Int64? = nil, limit: Int, waitReason: (Int64) -> String?
+  ) throws(StoreError) -> [JobView] {
     var conditions: [String] = []
     var arguments: StatementArguments = []
+    if let array {
+      conditions.append("array_id = ?")
+      _ = arguments.append(contentsOf: [array])
+    }
     if let state {
       conditions.append("state = ?")
       _ = arguments.append(contentsOf: [state.rawValue])
@@ -412,6 +422,41 @@ final class JobStore {
         requirements: decode(Requirements.self, row["requirements"]) ?? Requirements(),
         timeoutSeconds: row["timeout"], artifacts: decode([String].self, row["artifacts"]) ?? [])
       return (job, bundle)
+    }
+  }
+
+  func arrayJobIDs(_ array: Int64) throws(StoreError) -> [Int64] {
+    try read {
+      try Int64.fetchAll($0, sql: "SELECT id FROM jobs WHERE array_id = ? ORDER BY id", arguments: [array])
+    }
+  }
+
+  /// Deletes final jobs that finished before `cutoff`, with their logs and attempts, and
+  /// bundles no job uses any more; at most 10,000 a call, so one sweep never stalls the
+  /// loop for long. Returns how many jobs went.
+  @discardableResult
+  func prune(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> Int {
+    do {
+      return try db.write { db in
+        let ids = try Int64.fetchAll(
+          db,
+          sql: """
+            SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?
+            ORDER BY id LIMIT 10000
+            """, arguments: [cutoff]
+        ).filter { !keep.contains($0) }
+        for id in ids {
+          try db.execute(sql: "DELETE FROM logs WHERE job_id = ?", arguments: [id])
+          try db.execute(sql: "DELETE FROM attempts WHERE job_id = ?", arguments: [id])
+          try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id])
+        }
+        if !ids.isEmpty {
+          try db.execute(sql: "DELETE FROM bundles WHERE hash NOT IN (SELECT DISTINCT bundle_hash FROM jobs)")
+        }
+        return ids.count
+      }
+    } catch {
+      throw .write(detail: "\(error)")
     }
   }
 

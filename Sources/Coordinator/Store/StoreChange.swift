@@ -24,6 +24,7 @@ enum StoreChange: Sendable {
 
 struct NewJobRow: Sendable {
   var id: Int64
+  var arrayID: Int64? = nil
   var name: String
   var priority: Int
   var retries: Int

@@ -53,6 +53,8 @@ public struct JobsRequest: Sendable, Codable {
   public var requestID: String
   public var state: JobState?
   public var worker: String?
+  /// Only the jobs of this array (its id is the first job's id).
+  public var array: String?
   public var limit: Int?
   public init(requestID: String, state: JobState?, worker: String?, limit: Int?) {
     self.requestID = requestID
@@ -91,6 +93,8 @@ public struct LogsReply: Sendable, Codable {
 public struct CancelRequest: Sendable, Codable {
   public var requestID: String
   public var jobIDs: [String]
+  /// Cancel every job of this array as well.
+  public var array: String?
   public init(requestID: String, jobIDs: [String]) {
     self.requestID = requestID
     self.jobIDs = jobIDs

@@ -44,13 +44,17 @@ public struct JobView: Sendable, Hashable, Codable {
   public var notifications: [String]
   /// What the job ran with (runtime tools, venvs and their packages), once known.
   public var environment: JSONValue?
+  /// The array the job belongs to (the id of its first job), for `--array` jobs.
+  public var array: String?
 
   public init(
     id: String, name: String, state: JobState, attempt: Int, worker: String?, exitCode: Int32?,
     error: String?, locals: JSONValue, step: StepView, cleanup: CleanupView, submittedAt: String,
     startedAt: String?, finishedAt: String?, priority: Int, requirements: Requirements, gpus: [Int],
-    waitReason: String?, notifications: [String], environment: JSONValue? = nil
+    waitReason: String?, notifications: [String], environment: JSONValue? = nil,
+    array: String? = nil
   ) {
+    self.array = array
     self.id = id
     self.name = name
     self.state = state

@@ -45,6 +45,17 @@ struct WorkerCore: Sendable {
   private(set) var lastHeard: Double
   private var lastHeartbeatSent: Double = 0
   private var lastResend: Double = 0
+  private var registerAttempts = 0
+  /// Deterministic per worker (seeded from its id), so tests can predict it.
+  private var jitter: SplitMix
+
+  /// 2 s, 4 s, 8 s ... up to 30 s, each scaled by a factor in [0.5, 1.5).
+  var registerRetryDelay: Double {
+    let base = min(30, max(2, heartbeatInterval) * pow(2, Double(min(registerAttempts, 5))))
+    var generator = jitter
+    generator.state &+= UInt64(registerAttempts)
+    return base * (0.5 + generator.unit())
+  }
   var heartbeatInterval: Double
   var liveness: Int
   /// Lines per `logBatch`; larger batches amortise framing and the coordinator's commit.
@@ -57,6 +68,10 @@ struct WorkerCore: Sendable {
     self.liveness = liveness
     self.connection = .registering(since: now)
     self.lastHeard = now
+    self.jitter = SplitMix(
+      seed: advert.id.utf8.reduce(UInt64(1_469_598_103_934_665_603)) {
+        ($0 ^ UInt64($1)) &* 1_099_511_628_211
+      })
   }
 
   mutating func takeActions() -> [Action] {
@@ -92,6 +107,7 @@ struct WorkerCore: Sendable {
       heartbeatInterval = message.heartbeatInterval
       liveness = message.liveness
       connection = .registered
+      registerAttempts = 0
       for ref in message.stopAttempts {
         markStale(ref, reason: "the coordinator replaced or cancelled this attempt")
       }
@@ -145,8 +161,11 @@ struct WorkerCore: Sendable {
   mutating func tick(now: Double) {
     switch connection {
     case .registering(let since):
-      if now - since > max(2, heartbeatInterval) {
+      if now - since > registerRetryDelay {
         // No answer: the coordinator may be down or our socket wedged on a dead route.
+        // Back off (up to 30 s) with jitter, so a restarted coordinator is not met by
+        // every laptop of the team in the same millisecond.
+        registerAttempts += 1
         actions.append(.reconnect)
         sendRegister(now: now)
       }
@@ -305,4 +324,21 @@ struct WorkerCore: Sendable {
   private mutating func forgetIfDone(_ ref: AttemptRef) {
     if let attempt = attempts[ref], attempt.done { attempts[ref] = nil }
   }
+}
+
+/// A tiny deterministic generator for jitter (SplitMix64).
+struct SplitMix: Sendable {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  /// Uniform in [0, 1).
+  mutating func unit() -> Double { Double(next() >> 11) / Double(UInt64(1) << 53) }
 }

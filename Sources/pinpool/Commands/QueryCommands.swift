@@ -64,6 +64,7 @@ struct JobsCommand: ParsableCommand {
   @Option(help: "Only jobs in this state (queued, assigned, running, serving, succeeded, failed, cancelled).")
   var state: String?
   @Option(help: "Only jobs on this worker (name or id).") var worker: String?
+  @Option(help: "Only the jobs of this array (the id `submit --array` printed first).") var array: String?
   @Option(help: "At most this many (the newest).") var limit: Int = 200
   @OptionGroup var client: ClientOptions
 
@@ -77,7 +78,8 @@ struct JobsCommand: ParsableCommand {
       jobState = parsed
     }
     let connection = try client.client()
-    let request = JobsRequest(requestID: newRequestID(), state: jobState, worker: worker, limit: limit)
+    var request = JobsRequest(requestID: newRequestID(), state: jobState, worker: worker, limit: limit)
+    request.array = array
     let views = try client.request(
       connection, .jobs, request, requestID: request.requestID, expecting: [JobView].self)
     if client.json { return printJSON(views) }
@@ -128,14 +130,16 @@ struct LogsCommand: ParsableCommand {
 struct CancelCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cancel", abstract: "Cancel queued, running or serving jobs.",
-    discussion: "Example: pinpool cancel 42 43")
-  @Argument(help: "Job ids.") var jobs: [String]
+    discussion: "Examples:\n  pinpool cancel 42 43\n  pinpool cancel --array 17     (every job of the array)")
+  @Argument(help: "Job ids.") var jobs: [String] = []
+  @Option(help: "Cancel every job of this array.") var array: String?
   @OptionGroup var client: ClientOptions
 
   func run() throws {
-    guard !jobs.isEmpty else { throw CLIError("name at least one job id") }
+    guard !jobs.isEmpty || array != nil else { throw CLIError("name at least one job id, or --array ID") }
     let connection = try client.client()
-    let request = CancelRequest(requestID: newRequestID(), jobIDs: jobs)
+    var request = CancelRequest(requestID: newRequestID(), jobIDs: jobs)
+    request.array = array
     let reply = try client.request(
       connection, .cancel, request, requestID: request.requestID, expecting: CancelReply.self)
     if client.json { return printJSON(reply) }

@@ -17,17 +17,30 @@ struct CoordinatorCommand: AsyncParsableCommand {
   @Flag(help: "Allow a non-loopback bind without keys.") var insecure = false
   @Option(help: "Seconds between heartbeats.") var heartbeatInterval: Double = 5
   @Option(help: "Missed heartbeats before a worker counts as offline.") var liveness: Int = 6
+  @Option(help: ArgumentHelp("Keep finished jobs and their logs this long, e.g. 30d.", valueName: "duration"))
+  var retention: String = "30d"
+  @Option(
+    help: ArgumentHelp(
+      "After waiting this long a job reserves the worker it fits best, e.g. 10m.", valueName: "duration"))
+  var aging: String = "10m"
 
   func run() async throws {
     try checkBind(bind, insecure: insecure)
+    var limits = CoordinatorLimits()
+    var settings = CoordinatorSettings(heartbeatInterval: heartbeatInterval, liveness: liveness)
+    do {
+      limits.retentionSeconds = try DurationParser.seconds(retention)
+      settings.agingSeconds = try DurationParser.seconds(aging)
+    } catch {
+      throw CLIError("--retention/--aging: \(error)")
+    }
     let logger = makeLogger("coordinator")
     let context = ZMQContext()
     let server: CoordinatorServer
     do {
       server = try CoordinatorServer(
         configuration: CoordinatorConfiguration(
-          dataDirectory: data, bind: bind,
-          settings: CoordinatorSettings(heartbeatInterval: heartbeatInterval, liveness: liveness)),
+          dataDirectory: data, bind: bind, settings: settings, limits: limits),
         context: context, logger: logger)
     } catch {
       throw CLIError("cannot start the coordinator: \(error)")

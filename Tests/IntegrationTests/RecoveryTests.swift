@@ -118,3 +118,43 @@ struct RecoveryTests {
     }
   }
 }
+
+@Suite(.serialized)
+struct SpoolTests {
+  /// The coordinator stalls while a job prints a lot and ends; the worker is then
+  /// killed before anything was acknowledged. Restarted, it delivers the whole log and
+  /// the result from its on-disk spool.
+  @Test func aWorkerCrashAfterItsJobEndedLosesNoLine() throws {
+    try withPool { pool in
+      // A long liveness window: the stall must not make the job count as lost.
+      try pool.startCoordinator(liveness: 300)
+      try pool.startWorker("spooler")
+      let script = try writeScript(
+        #"{ "run": [ { "method": "shell.run", "params": { "message": "sleep 1; seq 1 100000 | sed 's/^/spooled-/'" } } ] }"#,
+        in: pool.directory)
+      let id = try pool.submit([script])
+      _ = try pool.waitForState(id, [.running], timeout: 30)
+      let coordinator = try #require(pool.coordinator)
+      kill(coordinator.processIdentifier, SIGSTOP)
+      defer { kill(coordinator.processIdentifier, SIGCONT) }
+      let spool = pool.workerRoot("spooler") + "/spool/\(id)-1.spool"
+      try pool.waitUntil("the job's result is in the spool", timeout: 60) {
+        let text = (try? String(contentsOfFile: spool, encoding: .utf8)) ?? ""
+        return text.contains("\nF {")
+      }
+      pool.killWorker("spooler")
+      kill(coordinator.processIdentifier, SIGCONT)
+      try pool.startWorker("spooler")
+      let view = try pool.waitForFinal(id, timeout: 60)
+      #expect(view.state == .succeeded)
+      #expect(view.attempt == 1)
+      let lines = try pool.logLines(id).map(\.line).filter { $0.hasPrefix("spooled-") }
+      #expect(lines.count == 100_000)
+      #expect(lines.first == "spooled-1" && lines.last == "spooled-100000")
+      #expect(Set(lines).count == 100_000)
+      try pool.waitUntil("the spool is dropped once acknowledged", timeout: 30) {
+        !FileManager.default.fileExists(atPath: spool)
+      }
+    }
+  }
+}

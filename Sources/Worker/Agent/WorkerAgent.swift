@@ -98,6 +98,7 @@ public actor WorkerAgent {
   private let context: ZMQContext
   private var lastResourceRefresh = 0.0
   private var lastProbe = Timestamp.now()
+  private let spool: LogSpool
   private var probing = false
 
   enum AgentEvent: Sendable {
@@ -132,6 +133,25 @@ public actor WorkerAgent {
     let (advert, warnings) = try await WorkerProbe.advert(configuration: configuration)
     for warning in warnings { logger.warning("GPU probe: \(warning)") }
     core = WorkerCore(advert: advert, now: Timestamp.now())
+    spool = LogSpool(directory: configuration.root + "/spool")
+    // Attempts an earlier run finished but could not deliver: resend them. Attempts it
+    // was still running are lost (their processes were killed above); the coordinator
+    // requeues them, so their spool goes.
+    for recovered in LogSpool.recover(directory: configuration.root + "/spool") {
+      guard let finished = recovered.finished else {
+        spool.forget(recovered.job.ref)
+        continue
+      }
+      let cleanup =
+        recovered.cleanup
+        ?? CleanupMessage(
+          workerID: advert.id, jobID: finished.jobID, attempt: finished.attempt, state: .done, bytesFreed: 0,
+          diskFreeAfter: HostProbe.diskFree(at: configuration.root),
+          reason: "workspace removed when the worker restarted")
+      core.restore(job: recovered.job, lines: recovered.lines, finished: finished, cleanup: cleanup)
+      logger.info(
+        "resending an attempt an earlier run finished", metadata: ["attempt": "\(recovered.job.ref)"])
+    }
     (events, sink) = AsyncStream.makeStream(of: AgentEvent.self)
   }
 
@@ -181,6 +201,11 @@ public actor WorkerAgent {
 
   private func handle(_ event: AgentEvent) {
     let now = Timestamp.now()
+    let known = Set(core.attempts.keys)
+    defer {
+      // An attempt the core let go of is fully acknowledged: its spool is no longer needed.
+      for ref in known where core.attempts[ref] == nil { spool.forget(ref) }
+    }
     switch event {
     case .message(let envelope): core.received(envelope, now: now)
     case .tick:
@@ -207,7 +232,8 @@ public actor WorkerAgent {
       if !gpus.isEmpty || core.advert.gpus.isEmpty {
         core.updateResources(gpus: gpus, diskFree: core.advert.diskFree)
       }
-    case .log(let ref, let stream, let line, let time): core.log(ref, stream: stream, line: line, time: time)
+    case .log(let ref, let stream, let line, let time):
+      if let logLine = core.log(ref, stream: stream, line: line, time: time) { spool.line(ref, logLine) }
     case .progress(let ref, let state, let index, let count, let locals):
       // A negative index means "same step" (a `local.set` reporting new locals).
       let last = core.attempts[ref]?.lastProgress
@@ -224,6 +250,7 @@ public actor WorkerAgent {
       core.jobEnded(
         ref, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error, locals: outcome.locals,
         environment: outcome.environment)
+      if let finished = core.attempts[ref]?.finished { spool.finished(finished) }
     case .cleaned(let ref, let state, let freed, let free, let reason):
       jobs[ref] = nil
       var diskFree = free
@@ -233,11 +260,14 @@ public actor WorkerAgent {
         diskFree = HostProbe.diskFree(at: configuration.root)
       }
       core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: diskFree, reason: reason)
+      if let cleanup = core.attempts[ref]?.cleanup { spool.cleanup(cleanup) }
     }
     perform(core.takeActions())
   }
 
   private func perform(_ actions: [WorkerCore.Action]) {
+    // Everything recorded goes to disk before anything about it is sent.
+    spool.flush()
     for action in actions {
       switch action {
       case .send(let envelope):
@@ -247,6 +277,7 @@ public actor WorkerAgent {
         logger.warning("no word from the coordinator; reconnecting")
         loop?.resetSocket()
       case .startJob(let job, let bundle):
+        spool.assigned(job)
         start(job, bundle: bundle)
       case .stopJob(let ref, let reason, let stale):
         logger.info("stopping job", metadata: ["attempt": "\(ref)", "reason": "\(reason)"])

@@ -127,11 +127,10 @@ struct WorkerCore: Sendable {
     case .logAck:
       guard let message = try? envelope.decode(LogAckMessage.self) else { return }
       let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
-      guard var attempt = attempts[ref] else { return }
-      let before = attempt.unacked.count
-      attempt.unacked.removeAll { $0.seq <= message.upTo }
-      attempt.sentCount = max(0, attempt.sentCount - (before - attempt.unacked.count))
-      attempts[ref] = attempt
+      guard let before = attempts[ref]?.unacked.count else { return }
+      attempts[ref]!.unacked.removeAll { $0.seq <= message.upTo }
+      let removed = before - attempts[ref]!.unacked.count
+      attempts[ref]!.sentCount = max(0, attempts[ref]!.sentCount - removed)
       forgetIfDone(ref)
     case .reportAck:
       guard let message = try? envelope.decode(ReportAckMessage.self) else { return }
@@ -205,25 +204,44 @@ struct WorkerCore: Sendable {
     }
   }
 
-  mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) {
-    guard var attempt = attempts[ref] else { return }
-    attempt.unacked.append(LogLine(seq: attempt.nextSeq, stream: stream, time: time, line: line))
-    attempt.nextSeq += 1
-    attempts[ref] = attempt
-    if attempt.unacked.count - attempt.sentCount >= maxBatchLines { flushLogs() }
+  /// Returns the line with its sequence number, for the shell's spool.
+  @discardableResult
+  mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) -> LogLine? {
+    // Mutated in place: copying the attempt out of the dictionary and back would copy
+    // its whole unacknowledged buffer on every line.
+    guard let seq = attempts[ref]?.nextSeq else { return nil }
+    let logLine = LogLine(seq: seq, stream: stream, time: time, line: line)
+    attempts[ref]!.unacked.append(logLine)
+    attempts[ref]!.nextSeq += 1
+    if let attempt = attempts[ref], attempt.unacked.count - attempt.sentCount >= maxBatchLines { flushLogs() }
+    return logLine
+  }
+
+  /// Takes back an attempt an earlier run of this worker finished but could not
+  /// deliver (from its spool): its lines, result and cleanup are resent after
+  /// registering, and the coordinator keeps what it does not have yet.
+  mutating func restore(
+    job: AssignedJob, lines: [LogLine], finished: FinishedMessage, cleanup: CleanupMessage
+  ) {
+    var attempt = Attempt(job: job)
+    attempt.unacked = lines.sorted { $0.seq < $1.seq }
+    attempt.nextSeq = (lines.map(\.seq).max() ?? 0) + 1
+    attempt.finished = finished
+    attempt.cleanup = cleanup
+    attempts[job.ref] = attempt
   }
 
   mutating func progress(
     _ ref: AttemptRef, state: JobState, stepIndex: Int, stepCount: Int, locals: JSONValue?,
     notification: String?
   ) {
-    guard var attempt = attempts[ref], !attempt.stale else { return }
+    guard let attempt = attempts[ref], !attempt.stale else { return }
     flushLogs()
     let message = ProgressMessage(
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, stepIndex: stepIndex,
       stepCount: stepCount, locals: locals, notification: notification)
-    attempt.lastProgress = message
-    attempts[ref] = attempt
+    // In place: `flushLogs` just advanced this attempt's send cursor.
+    attempts[ref]!.lastProgress = message
     if connection == .registered { actions.append(.send(WireEnvelope(.progress, message))) }
   }
 
@@ -231,14 +249,13 @@ struct WorkerCore: Sendable {
     _ ref: AttemptRef, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?,
     environment: JSONValue? = nil
   ) {
-    guard var attempt = attempts[ref] else { return }
+    guard let attempt = attempts[ref] else { return }
     flushLogs()
     let message = FinishedMessage(
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, exitCode: exitCode,
       error: error,
       locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment)
-    attempt.finished = message
-    attempts[ref] = attempt
+    attempts[ref]!.finished = message
     if connection == .registered, !attempt.stale { actions.append(.send(WireEnvelope(.finished, message))) }
   }
 

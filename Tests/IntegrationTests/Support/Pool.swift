@@ -44,12 +44,12 @@ final class Pool: @unchecked Sendable {
   var dataDirectory: String { directory.appendingPathComponent("coordinator").path }
   func workerRoot(_ name: String) -> String { directory.appendingPathComponent("worker-\(name)").path }
 
-  func startCoordinator() throws {
+  func startCoordinator(liveness: Int = 10) throws {
     coordinator = try spawn(
       "coordinator",
       [
         "coordinator", "--data", dataDirectory, "--bind", endpoint, "--heartbeat-interval", "\(heartbeat)",
-        "--liveness", "10",
+        "--liveness", "\(liveness)",
       ])
     try waitUntil("the coordinator answers", timeout: 30) { self.cli(["workers", "--json"]).status == 0 }
   }

@@ -1,0 +1,99 @@
+import Foundation
+import Shared
+
+/// The worker's on-disk record of what the coordinator has not acknowledged yet, one
+/// file per attempt in `ROOT/spool/`: the assignment, every log line, and the attempt's
+/// result and cleanup reports. Lines are appended before they are sent, so a worker that
+/// crashes after its job ended can still deliver the whole log and the result when it
+/// starts again; the coordinator drops what it already stored by sequence number.
+///
+/// Records are one per line: a tag (`A` assignment, `L` log line, `F` finished,
+/// `C` cleanup) and a JSON body. Used from the worker agent only.
+final class LogSpool {
+  let directory: String
+  private var buffers: [AttemptRef: Data] = [:]
+  private let encoder = WireCoding.encoder
+
+  init(directory: String) {
+    self.directory = directory
+  }
+
+  private func path(_ ref: AttemptRef) -> String { directory + "/\(ref.jobID)-\(ref.attempt).spool" }
+
+  func assigned(_ job: AssignedJob) { record("A", job, job.ref) }
+  func line(_ ref: AttemptRef, _ line: LogLine) { record("L", line, ref) }
+  func finished(_ message: FinishedMessage) {
+    record("F", message, AttemptRef(jobID: message.jobID, attempt: message.attempt))
+  }
+  func cleanup(_ message: CleanupMessage) {
+    record("C", message, AttemptRef(jobID: message.jobID, attempt: message.attempt))
+  }
+
+  private func record<T: Encodable>(_ tag: String, _ value: T, _ ref: AttemptRef) {
+    guard let body = try? encoder.encode(value) else { return }
+    var data = buffers[ref] ?? Data()
+    data.append(Data(tag.utf8))
+    data.append(0x20)
+    data.append(body)
+    data.append(0x0A)
+    buffers[ref] = data
+  }
+
+  /// Writes what was recorded since the last flush; called before anything is sent.
+  func flush() {
+    for (ref, data) in buffers where !data.isEmpty {
+      let file = path(ref)
+      if !FileManager.default.fileExists(atPath: file) {
+        _ = FileManager.default.createFile(atPath: file, contents: nil)
+      }
+      if let handle = FileHandle(forWritingAtPath: file) {
+        handle.seekToEndOfFile()
+        handle.write(data)
+        try? handle.close()
+      }
+    }
+    buffers.removeAll(keepingCapacity: true)
+  }
+
+  /// The coordinator has everything of this attempt.
+  func forget(_ ref: AttemptRef) {
+    buffers[ref] = nil
+    unlink(path(ref))
+  }
+
+  struct Recovered {
+    var job: AssignedJob
+    var lines: [LogLine]
+    var finished: FinishedMessage?
+    var cleanup: CleanupMessage?
+  }
+
+  /// Reads every spool an earlier run of the worker left. A torn last record (the
+  /// crash came mid-write) is ignored.
+  static func recover(directory: String) -> [Recovered] {
+    let decoder = WireCoding.decoder
+    var result: [Recovered] = []
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for name in names.sorted() where name.hasSuffix(".spool") {
+      guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
+      var job: AssignedJob?
+      var lines: [LogLine] = []
+      var finished: FinishedMessage?
+      var cleanup: CleanupMessage?
+      for record in data.split(separator: 0x0A) where record.count > 2 {
+        let tag = record[record.startIndex]
+        let body = Data(record.dropFirst(2))
+        switch tag {
+        case UInt8(ascii: "A"): job = try? decoder.decode(AssignedJob.self, from: body)
+        case UInt8(ascii: "L"):
+          if let line = try? decoder.decode(LogLine.self, from: body) { lines.append(line) }
+        case UInt8(ascii: "F"): finished = try? decoder.decode(FinishedMessage.self, from: body)
+        case UInt8(ascii: "C"): cleanup = try? decoder.decode(CleanupMessage.self, from: body)
+        default: continue
+        }
+      }
+      if let job { result.append(Recovered(job: job, lines: lines, finished: finished, cleanup: cleanup)) }
+    }
+    return result
+  }
+}

@@ -32,9 +32,17 @@ struct RecoveryTests {
       #expect(lines.contains("attempt 2 done"))
       #expect(lines.filter { $0 == "attempt 1 on its way" }.count == 1)
 
-      // The first worker comes back: its earlier run's attempt is gone, and the job's
-      // result stays the one attempt 2 reported.
+      // The first worker comes back: it kills what its earlier run left (attempt 1's
+      // process), and the job's result stays the one attempt 2 reported.
+      let leftover = WorkerLifecycleTests.processes(named: "sleep").filter {
+        (try? String(contentsOfFile: "/proc/\($0)/environ", encoding: .utf8))?.contains(
+          "PINPOOL_WORKSPACE=\(pool.workerRoot("first"))") == true
+      }
+      #expect(!leftover.isEmpty)
       try pool.startWorker("first")
+      try pool.waitUntil("attempt 1's process is gone", timeout: 30) {
+        Set(WorkerLifecycleTests.processes(named: "sleep")).isDisjoint(with: leftover)
+      }
       #expect(try pool.status(id).state == .succeeded)
       #expect(try pool.status(id).attempt == 2)
     }
@@ -155,6 +163,40 @@ struct SpoolTests {
       try pool.waitUntil("the spool is dropped once acknowledged", timeout: 30) {
         !FileManager.default.fileExists(atPath: spool)
       }
+    }
+  }
+}
+
+@Suite(.serialized)
+struct FollowAcrossRestartTests {
+  @Test func logsFollowSurvivesACoordinatorRestart() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      try pool.startWorker("w")
+      let script = try writeScript(
+        #"{ "run": [ { "method": "shell.run", "params": { "message": "for i in $(seq 1 40); do echo tick-$i; sleep 0.1; done" } } ] }"#,
+        in: pool.directory)
+      let id = try pool.submit([script])
+      try pool.waitUntil("the job prints", timeout: 30) {
+        (try? pool.logLines(id))?.contains { $0.line == "tick-3" } == true
+      }
+      // A follower started now, reading through the restart below.
+      let follower = Process()
+      follower.executableURL = URL(fileURLWithPath: Pool.binary)
+      follower.arguments = ["logs", id, "--follow", "--coordinator", pool.endpoint]
+      let output = Pipe()
+      follower.standardOutput = output
+      follower.standardError = FileHandle.nullDevice
+      try follower.run()
+      defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
+
+      pool.killCoordinator()
+      try pool.startCoordinator()
+      let data = output.fileHandleForReading.readDataToEndOfFile()
+      follower.waitUntilExit()
+      let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+      #expect(follower.terminationStatus == 0)
+      #expect(lines.filter { $0.hasPrefix("tick-") } == (1...40).map { "tick-\($0)" })
     }
   }
 }

@@ -34,7 +34,7 @@ struct WorkerRecord: Sendable {
       freeSlots: online && !drained ? advert.slots - holdings.count : 0,
       diskFree: advert.diskFree - reservedDisk,
       memoryTotal: advert.host.memoryTotal,
-      labels: advert.labels)
+      labels: advert.labels, platform: advert.host.platform)
   }
 
   func view() -> WorkerView {

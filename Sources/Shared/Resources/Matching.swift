@@ -1,3 +1,5 @@
+import Foundation
+
 /// What the scheduler knows of a worker's capacity at one moment: its advertised
 /// resources minus what the jobs it holds have reserved.
 public struct WorkerCapacity: Sendable, Hashable {
@@ -7,11 +9,13 @@ public struct WorkerCapacity: Sendable, Hashable {
   public var diskFree: Int64
   public var memoryTotal: Int64
   public var labels: [String: String]
+  public var platform: String = "linux"
 
   public init(
     gpus: [GPU], reservedGPUIndices: Set<Int>, freeSlots: Int, diskFree: Int64, memoryTotal: Int64,
-    labels: [String: String]
+    labels: [String: String], platform: String = "linux"
   ) {
+    self.platform = platform
     self.gpus = gpus
     self.reservedGPUIndices = reservedGPUIndices
     self.freeSlots = freeSlots
@@ -29,6 +33,7 @@ public enum MismatchReason: Error, Sendable, Hashable {
   case tooFewGPUs(have: Int)
   case tooLittleVRAM(best: Int64)
   case wrongVendor
+  case wrongPlatform(String)
   case tooLittleDisk(free: Int64)
   case tooLittleMemory(total: Int64)
   case missingLabel(String)
@@ -57,13 +62,28 @@ public enum Matching {
     for (key, value) in requirements.labels where capacity.labels[key] != value {
       return .failure(.missingLabel("\(key)=\(value)"))
     }
+    if let platform = requirements.platform, platform != capacity.platform {
+      return .failure(.wrongPlatform(capacity.platform))
+    }
     if let memory = requirements.memory, memory > capacity.memoryTotal {
       return .failure(.tooLittleMemory(total: capacity.memoryTotal))
     }
     let count = requirements.effectiveGPUCount
     var chosen: [GPU] = []
     if count > 0 {
-      let vendorOK = capacity.gpus.filter { g in requirements.gpuVendor.map { $0 == g.vendor } ?? true }
+      let minimumCapability = requirements.computeCapability.flatMap(Requirements.parseCapability)
+      let vendorOK = capacity.gpus.filter { g in
+        guard requirements.gpuVendor.map({ $0 == g.vendor }) ?? true else { return false }
+        if let model = requirements.gpuModel, g.model.range(of: model, options: .caseInsensitive) == nil {
+          return false
+        }
+        if let minimum = minimumCapability {
+          guard let have = g.computeCapability.flatMap(Requirements.parseCapability), have >= minimum else {
+            return false
+          }
+        }
+        return true
+      }
       if vendorOK.isEmpty, !capacity.gpus.isEmpty { return .failure(.wrongVendor) }
       if vendorOK.count < count { return .failure(.tooFewGPUs(have: vendorOK.count)) }
       let minVRAM = requirements.vram ?? 0

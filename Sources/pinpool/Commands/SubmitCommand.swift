@@ -25,6 +25,11 @@ struct SubmitCommand: ParsableCommand {
   @Option(help: "Number of GPUs.") var gpus: Int?
   @Option(name: .customLong("gpu-vendor"), help: "nvidia, amd, apple or intel.") var gpuVendor: String?
   @Option(help: "Minimum free VRAM per GPU, e.g. 24GB.") var vram: String?
+  @Option(name: .customLong("gpu-model"), help: "Part of the GPU model name, e.g. 4090 or A100.")
+  var gpuModel: String?
+  @Option(name: .customLong("compute-capability"), help: "Minimum CUDA compute capability, e.g. 8.0.")
+  var computeCapability: String?
+  @Option(help: "The worker's platform: linux, darwin or win32.") var platform: String?
   @Option(help: "Disk needed, e.g. 120GB.") var disk: String?
   @Option(help: "Host memory needed, e.g. 32GB.") var memory: String?
   @Option(
@@ -69,6 +74,14 @@ struct SubmitCommand: ParsableCommand {
       do { return try ByteSize(parsing: text).bytes } catch { throw CLIError("--\(flag): \(error)") }
     }
     requirements.vram = try size(vram, "vram") ?? requirements.vram
+    if let gpuModel { requirements.gpuModel = gpuModel }
+    if let computeCapability {
+      guard Requirements.parseCapability(computeCapability) != nil else {
+        throw CLIError("--compute-capability '\(computeCapability)': expected a version such as 8.0")
+      }
+      requirements.computeCapability = computeCapability
+    }
+    if let platform { requirements.platform = platform }
     requirements.disk = try size(disk, "disk") ?? requirements.disk
     requirements.memory = try size(memory, "memory") ?? requirements.memory
     for label in labels {

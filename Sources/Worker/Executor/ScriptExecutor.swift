@@ -202,7 +202,10 @@ public final class ScriptExecutor: @unchecked Sendable {
           message: "more than 100,000 steps run; a jump loop?")
       }
       let step = script.steps[index]
-      let scope = makeScope(script: script, args: args, input: input, cwd: folder)
+      // A free port costs a socket; only a step that mentions `port` gets one.
+      let mentionsPort =
+        step.params.serialized().contains("port") || (step.when?.serialized().contains("port") ?? false)
+      let scope = makeScope(script: script, args: args, input: input, cwd: folder, port: mentionsPort)
       let fail = { (message: String, exit: Int32?) in
         StepFailure(file: script.file, step: index + 1, method: step.method, message: message, exitCode: exit)
       }
@@ -270,7 +273,9 @@ public final class ScriptExecutor: @unchecked Sendable {
 
   // MARK: Scope
 
-  func makeScope(script: Script, args: JSONValue, input: JSONValue, cwd: String) -> TemplateScope {
+  func makeScope(script: Script, args: JSONValue, input: JSONValue, cwd: String, port: Bool = true)
+    -> TemplateScope
+  {
     let machine = context.machineGPUs
     let vendor = machine.first?.vendor.rawValue ?? "none"
     let assigned = machine.filter { context.job.gpuIndices.contains($0.index) }
@@ -305,7 +310,7 @@ public final class ScriptExecutor: @unchecked Sendable {
       "self": TemplateValue(.object(script.selfObject)),
       "env": .object(env),
       "cwd": .string(cwd),
-      "port": .number(Double(FreePort.find())),
+      "port": port ? .number(Double(FreePort.find())) : .undefined,
     ]
     let functions: [String: TemplateFunction] = [
       "which": { arguments in

@@ -12,6 +12,8 @@ import Shared
 final class LogSpool {
   let directory: String
   private var buffers: [AttemptRef: Data] = [:]
+  /// Open for the life of the attempt: one write per flush, not an open per line.
+  private var handles: [AttemptRef: FileHandle] = [:]
   private let encoder = WireCoding.encoder
 
   init(directory: String) {
@@ -42,15 +44,15 @@ final class LogSpool {
   /// Writes what was recorded since the last flush; called before anything is sent.
   func flush() {
     for (ref, data) in buffers where !data.isEmpty {
-      let file = path(ref)
-      if !FileManager.default.fileExists(atPath: file) {
-        _ = FileManager.default.createFile(atPath: file, contents: nil)
+      if handles[ref] == nil {
+        let file = path(ref)
+        if !FileManager.default.fileExists(atPath: file) {
+          _ = FileManager.default.createFile(atPath: file, contents: nil)
+        }
+        handles[ref] = FileHandle(forWritingAtPath: file)
+        handles[ref]?.seekToEndOfFile()
       }
-      if let handle = FileHandle(forWritingAtPath: file) {
-        handle.seekToEndOfFile()
-        handle.write(data)
-        try? handle.close()
-      }
+      handles[ref]?.write(data)
     }
     buffers.removeAll(keepingCapacity: true)
   }
@@ -58,6 +60,7 @@ final class LogSpool {
   /// The coordinator has everything of this attempt.
   func forget(_ ref: AttemptRef) {
     buffers[ref] = nil
+    try? handles.removeValue(forKey: ref)?.close()
     unlink(path(ref))
   }
 

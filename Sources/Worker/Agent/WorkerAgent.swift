@@ -201,10 +201,12 @@ public actor WorkerAgent {
 
   private func handle(_ event: AgentEvent) {
     let now = Timestamp.now()
-    let known = Set(core.attempts.keys)
+    // Only a coordinator message (an acknowledgement) lets the core forget an attempt.
+    var known: Dictionary<AttemptRef, WorkerCore.Attempt>.Keys?
+    if case .message = event { known = core.attempts.keys }
     defer {
       // An attempt the core let go of is fully acknowledged: its spool is no longer needed.
-      for ref in known where core.attempts[ref] == nil { spool.forget(ref) }
+      for ref in known ?? core.attempts.keys where core.attempts[ref] == nil { spool.forget(ref) }
     }
     switch event {
     case .message(let envelope): core.received(envelope, now: now)
@@ -266,8 +268,9 @@ public actor WorkerAgent {
   }
 
   private func perform(_ actions: [WorkerCore.Action]) {
-    // Everything recorded goes to disk before anything about it is sent.
-    spool.flush()
+    // Everything recorded goes to disk before anything about it is sent; with nothing to
+    // send, lines gather in memory and go to disk in one write with the next batch.
+    if !actions.isEmpty { spool.flush() }
     for action in actions {
       switch action {
       case .send(let envelope):

@@ -18,6 +18,8 @@ struct LatencyBench {
   var queued = 100_000
   var probes = 2000
   var probePriority = 0
+  /// Probes sent before the queue is filled, for comparison.
+  var baselineProbes = 200
   var timeLimit = 300.0
   var arrayChunk = 10_000
 
@@ -52,29 +54,32 @@ struct LatencyBench {
       for worker in workers { worker.socket.close() }
       client.close()
     }
-    var items = workers.map {
-      zmq_pollitem_t(socket: $0.socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
-    }
-    items.append(zmq_pollitem_t(socket: client.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
+    let loop = EventLoop(sockets: workers.map(\.socket) + [client])
     let memoryIdle = coordinatorPID.flatMap(memoryOf(pid:))
 
     // One pass of the loop: wait up to `timeoutMs` for any socket, serve every message,
     // send the heartbeats that are due.
-    func pump(_ timeoutMs: Int) throws(BenchError) {
-      let rc = zmq_poll(&items, Int32(items.count), timeoutMs)
-      if rc < 0, zmq_errno() != EINTR { throw .zmq("zmq_poll") }
-      if rc > 0 {
-        for index in items.indices where items[index].revents != 0 {
-          if index == workers.count {
-            while let frames = client.receive() { try state.clientMessage(frames) }
-          } else {
-            while let frames = workers[index].socket.receive() {
-              state.workerMessage(frames, worker: &workers[index])
-            }
-          }
+    var lastSweep = monotonicSeconds()
+    func drain(_ index: Int) throws(BenchError) {
+      if index == workers.count {
+        while let frames = client.receive() { try state.clientMessage(frames) }
+      } else {
+        // Replies to what the worker sends are read on the next pass, whose sweep
+        // or wake finds them; the sends themselves drain nothing.
+        while let frames = workers[index].socket.receive() {
+          state.workerMessage(frames, worker: &workers[index])
         }
       }
-      state.heartbeat(&workers, now: monotonicSeconds())
+    }
+    func pump(_ timeoutMs: Int) throws(BenchError) {
+      for index in loop.wait(timeoutMs) { try drain(index) }
+      for index in state.takeSentTo() { try drain(index) }
+      let now = monotonicSeconds()
+      state.heartbeat(&workers, now: now)
+      if now - lastSweep > 0.1 {
+        lastSweep = now
+        for index in 0...workers.count { try drain(index) }
+      }
     }
     func wait(_ what: String, until done: () -> Bool) throws(BenchError) {
       while !done() {
@@ -91,16 +96,56 @@ struct LatencyBench {
     try wait("registering \(workerCount) workers") { state.registeredCount == workerCount }
     state.startHeartbeats(now: monotonicSeconds())
     let registeredAt = monotonicSeconds()
-    print(
+    say(
       "registered \(workerCount) simulated workers in \(fmt(registeredAt - started)) s "
         + "(heartbeat every \(fmt(state.heartbeatInterval)) s)")
 
-    // The deep queue: jobs needing 8 GPUs, which no simulated worker has.
+    // Every job ships the same one-step script; none of them runs.
     let bundle = JobBundle(files: [
       .init(
         path: "job.json", mode: 0o644,
         data: Data(#"{ "run": [ { "method": "shell.run", "params": { "message": "true" } } ] }"#.utf8))
     ]).encoded()
+    // Probes, one at a time: latency from sending `submit` to a worker holding `assign`.
+    var probeCounter = 0
+    func probe(_ count: Int) throws(BenchError) -> [Double] {
+      var latencies: [Double] = []
+      latencies.reserveCapacity(count)
+      for _ in 0..<count {
+        if monotonicSeconds() > deadline { break }
+        let k = probeCounter
+        probeCounter += 1
+        let name = "probe-\(k)"
+        let requestID = "probe-\(k)"
+        let request = SubmitRequest(
+          requestID: requestID, name: name, entry: "job.json", args: .object(JSONObject()),
+          requirements: Requirements(), priority: probePriority, retries: 0, timeoutSeconds: nil,
+          artifacts: [], arrayIndices: nil)
+        let frames = WireEnvelope(.submit, request, payload: [bundle]).frames
+        let sentAt = monotonicSeconds()
+        client.send(frames)
+        state.noteSent(workers.count)
+        try wait("probe \(k) to be assigned") {
+          state.assignedAt[name] != nil && state.replies[requestID] != nil
+        }
+        latencies.append(state.assignedAt[name]! - sentAt)
+        state.assignedAt[name] = nil
+        state.replies[requestID] = nil
+      }
+      guard !latencies.isEmpty else { throw .timeout("no probe finished") }
+      return latencies
+    }
+
+    // The same probes with nothing queued: what the queue depth adds.
+    if baselineProbes > 0 {
+      let empty = try probe(baselineProbes)
+      say(
+        "latency workers=\(workerCount) queued=0 probes=\(empty.count) priority=\(probePriority) "
+          + Percentiles(empty).text)
+    }
+
+    // The deep queue: jobs needing 8 GPUs, which no simulated worker has.
+    let queueStart = monotonicSeconds()
     var submittedQueue = 0
     var chunkIndex = 0
     while submittedQueue < queued {
@@ -111,62 +156,37 @@ struct LatencyBench {
         requirements: Requirements(gpus: 8), priority: 0, retries: 0, timeoutSeconds: nil, artifacts: [],
         arrayIndices: Array((submittedQueue + 1)...(submittedQueue + count)))
       client.send(WireEnvelope(.submit, request, payload: [bundle]).frames)
+      state.noteSent(workers.count)
       try wait("submitting queued jobs (\(requestID))") { state.replies[requestID] != nil }
       submittedQueue += count
       chunkIndex += 1
     }
     let queuedAt = monotonicSeconds()
-    print(
-      "queued \(queued) jobs needing 8 GPUs in \(chunkIndex) array submits, \(fmt(queuedAt - registeredAt)) s "
-        + "(\(Int(Double(queued) / max(queuedAt - registeredAt, 1e-9))) jobs/s)")
+    say(
+      "queued \(queued) jobs needing 8 GPUs in \(chunkIndex) array submits, \(fmt(queuedAt - queueStart)) s "
+        + "(\(Int(Double(queued) / max(queuedAt - queueStart, 1e-9))) jobs/s)")
     let memoryQueued = coordinatorPID.flatMap(memoryOf(pid:))
 
-    // What one zmq_poll over every socket costs this thread: a floor on the measurement.
+    // What one idle pass of the loop costs this thread: a floor on the measurement.
     let pollStart = monotonicSeconds()
-    for _ in 0..<100 { _ = zmq_poll(&items, Int32(items.count), 0) }
+    for _ in 0..<100 { try pump(0) }
     let pollCost = (monotonicSeconds() - pollStart) / 100
 
-    // Probes, one at a time.
-    var latencies: [Double] = []
-    latencies.reserveCapacity(probes)
-    let probeDeadline = deadline
-    for k in 0..<probes {
-      if monotonicSeconds() > probeDeadline { break }
-      let name = "probe-\(k)"
-      let requestID = "probe-\(k)"
-      let request = SubmitRequest(
-        requestID: requestID, name: name, entry: "job.json", args: .object(JSONObject()),
-        requirements: Requirements(), priority: probePriority, retries: 0, timeoutSeconds: nil, artifacts: [],
-        arrayIndices: nil)
-      let frames = WireEnvelope(.submit, request, payload: [bundle]).frames
-      let sentAt = monotonicSeconds()
-      client.send(frames)
-      try wait("probe \(k) to be assigned") {
-        state.assignedAt[name] != nil && state.replies[requestID] != nil
-      }
-      latencies.append(state.assignedAt[name]! - sentAt)
-      state.assignedAt[name] = nil
-      state.replies[requestID] = nil
-    }
+    let probeStart = monotonicSeconds()
+    let latencies = try probe(probes)
     let probesEnd = monotonicSeconds()
     let memoryEnd = coordinatorPID.flatMap(memoryOf(pid:))
     guard !latencies.isEmpty else { throw .timeout("no probe finished") }
 
-    let sorted = latencies.sorted()
-    func pct(_ p: Double) -> Double {
-      sorted[min(sorted.count - 1, max(0, Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1))] * 1000
-    }
-    let mean = latencies.reduce(0, +) / Double(latencies.count) * 1000
-    print(
-      "probes \(latencies.count) over \(fmt(probesEnd - queuedAt)) s, "
-        + "poll over \(items.count) sockets costs \(fmt(pollCost * 1e6)) us per call")
-    if let memoryIdle { print("coordinator memory with workers only: \(mb(memoryIdle.rss)) MB RSS") }
-    if let memoryQueued { print("coordinator memory after queueing: \(mb(memoryQueued.rss)) MB RSS") }
+    say(
+      "probes \(latencies.count) over \(fmt(probesEnd - probeStart)) s, "
+        + "an idle loop pass over \(workers.count + 1) sockets takes \(fmt(pollCost * 1e6)) us")
+    if let memoryIdle { say("coordinator memory with workers only: \(mb(memoryIdle.rss)) MB RSS") }
+    if let memoryQueued { say("coordinator memory after queueing: \(mb(memoryQueued.rss)) MB RSS") }
     let rssText = memoryEnd.map { " rss_mb=\(mb($0.rss)) peak_rss_mb=\(mb($0.peak))" } ?? ""
-    print(
+    say(
       "latency workers=\(workerCount) queued=\(queued) probes=\(latencies.count) priority=\(probePriority) "
-        + "p50_ms=\(fmt(pct(50))) p90_ms=\(fmt(pct(90))) p99_ms=\(fmt(pct(99))) max_ms=\(fmt(pct(100))) "
-        + "mean_ms=\(fmt(mean))\(rssText)")
+        + Percentiles(latencies).text + rssText)
   }
 }
 
@@ -184,9 +204,18 @@ private struct PumpState {
   var replies: [String: Bool] = [:]
   var assignedAt: [String: Double] = [:]
   private var nextBeat = 0
+  /// Sockets sent to since the last pass, to drain (a send can take their wake signal).
+  private var sentTo: [Int] = []
   private var beatBase = Double.infinity
 
   init(heartbeatInterval: Double) { self.heartbeatInterval = heartbeatInterval }
+
+  mutating func noteSent(_ index: Int) { sentTo.append(index) }
+
+  mutating func takeSentTo() -> [Int] {
+    defer { sentTo.removeAll(keepingCapacity: true) }
+    return sentTo
+  }
 
   mutating func startHeartbeats(now: Double) {
     beatBase = now
@@ -208,6 +237,7 @@ private struct PumpState {
           HeartbeatMessage(
             workerID: worker.advert.id, gpus: worker.advert.gpus, diskFree: worker.advert.diskFree)
         ).frames)
+      sentTo.append(nextBeat % count)
       nextBeat += 1
     }
   }
@@ -273,3 +303,22 @@ private struct PumpState {
 
 func fmt(_ value: Double) -> String { String(format: "%.2f", value) }
 func mb(_ bytes: Int64) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
+
+/// Nearest-rank percentiles of latencies in seconds, printed in milliseconds.
+struct Percentiles {
+  var text: String
+
+  init(_ latencies: [Double]) {
+    let sorted = latencies.sorted()
+    func pct(_ p: Double) -> Double {
+      sorted[min(sorted.count - 1, max(0, Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1))] * 1000
+    }
+    let mean = latencies.reduce(0, +) / Double(latencies.count) * 1000
+    text =
+      "p50_ms=\(fmt(pct(50))) p90_ms=\(fmt(pct(90))) p99_ms=\(fmt(pct(99))) max_ms=\(fmt(pct(100))) "
+      + "mean_ms=\(fmt(mean))"
+  }
+}
+
+/// One line to stdout at once, unbuffered, so progress shows also when piped.
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }

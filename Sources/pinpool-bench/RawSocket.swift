@@ -98,3 +98,33 @@ func memoryOf(pid: Int32) -> (rss: Int64, peak: Int64)? {
   guard let rss = field("VmRSS"), let peak = field("VmHWM") else { return nil }
   return (rss, peak)
 }
+
+extension RawSocket {
+  /// The descriptor libzmq signals when the socket's state changed; see `EventLoop`.
+  var signalFD: Int32 {
+    var fd: Int32 = -1
+    var size = MemoryLayout<Int32>.size
+    _ = zmq_getsockopt(handle, ZMQ_FD, &fd, &size)
+    return fd
+  }
+}
+
+/// Waits on many sockets at once with one poll(2) over their `ZMQ_FD`s: one system
+/// call, where one `zmq_poll` over 1,000 sockets also queries every socket's state on
+/// each call. `ZMQ_FD` only says "look at this socket", and a send may take the signal
+/// for messages already queued, so callers drain a socket after each wake and after
+/// each send to it, and sweep all sockets now and then.
+final class EventLoop {
+  private var fds: [pollfd]
+
+  init(sockets: [RawSocket]) {
+    fds = sockets.map { pollfd(fd: $0.signalFD, events: Int16(POLLIN), revents: 0) }
+  }
+
+  /// Indices of sockets that may have something, after waiting up to `timeoutMs`.
+  func wait(_ timeoutMs: Int) -> [Int] {
+    let count = poll(&fds, nfds_t(fds.count), Int32(timeoutMs))
+    guard count > 0 else { return [] }
+    return fds.indices.filter { fds[$0].revents != 0 }
+  }
+}

@@ -5,13 +5,15 @@ import Foundation
 
 let usage = """
   usage: pinpool-bench latency --coordinator EP [--pid PID] [--workers N] [--queued N]
-                               [--probes N] [--probe-priority P] [--time-limit SECONDS]
+                               [--probes N] [--probe-priority P] [--baseline-probes N]
+                               [--time-limit SECONDS]
 
   Registers N simulated workers (one 24 GiB GPU, one slot each) with the coordinator at
-  EP, queues jobs that need 8 GPUs (they stay queued), then submits plain probe jobs one
-  at a time and prints submit→assign latency percentiles and, with --pid, the
-  coordinator's RSS. Defaults: 1000 workers, 100000 queued, 2000 probes, priority 0,
-  300 s time limit.
+  EP, sends --baseline-probes plain probe jobs one at a time with nothing queued, queues
+  jobs that need 8 GPUs (they stay queued), then sends --probes probes one at a time and
+  prints submit→assign latency percentiles for both and, with --pid, the coordinator's
+  RSS. Defaults: 1000 workers, 100000 queued, 2000 probes, 200 baseline probes,
+  priority 0, 300 s time limit.
   """
 
 func parse(_ arguments: [String]) throws(BenchError) -> LatencyBench {
@@ -34,6 +36,7 @@ func parse(_ arguments: [String]) throws(BenchError) -> LatencyBench {
     case "--queued": bench.queued = try int(flag)
     case "--probes": bench.probes = max(1, try int(flag))
     case "--probe-priority": bench.probePriority = try int(flag)
+    case "--baseline-probes": bench.baselineProbes = try int(flag)
     case "--time-limit": bench.timeLimit = Double(try int(flag))
     case "-h", "--help": throw .usage(usage)
     default: throw .usage("unknown argument '\(flag)'\n\(usage)")

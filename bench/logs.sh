@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Log throughput: one job whose step prints SIZE bytes of 100-byte lines (`yes LINE |
+# head -c SIZE`), run by a real `pinpool worker --no-runtime --no-gpu` against a real
+# `pinpool coordinator`, timed from `submit` until the job is final in the coordinator's
+# store with every line stored (the `logs` table, polled read-only). Then the same
+# line data through a plain pipe into a file (`yes LINE | head -c SIZE | cat > FILE`),
+# in the same run and on the same disk, and the ratio.
+# Usage: bench/logs.sh [SIZE_BYTES]   (default 1000000000; e.g. 100000000 for a quick run)
+# TIME_LIMIT (seconds, default 1800) bounds the wait for the job.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-1000000000}
+limit=${TIME_LIMIT:-1800}
+line="pinpool-log-bench $(printf 'x%.0s' $(seq 1 81))" # 99 characters; `yes` adds the newline
+lines=$((size / 100))
+bytes=$((lines * 100))
+./scripts/deps.sh
+swift build -c release --product pinpool >/dev/null
+bin="$(swift build -c release --show-bin-path)/pinpool"
+data="$(mktemp -d -t pinpool-logs-XXXXXX)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"
+pids=()
+# SIGTERM, and SIGKILL for whatever is still there 5 s later (a coordinator deep in a long
+# batch does not get to its signal handler soon).
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+cleanup() { stop_all; rm -rf "$data"; }
+trap cleanup EXIT
+peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
+
+"$bin" coordinator --data "$data/coordinator" --bind "$PINPOOL_COORDINATOR" >"$data/coordinator.log" 2>&1 &
+coordinator=$!
+pids+=("$coordinator")
+"$bin" worker --root "$data/worker" --name logs-bench --slots 1 --no-gpu --no-runtime >"$data/worker.log" 2>&1 &
+worker=$!
+pids+=("$worker")
+for _ in $(seq 1 200); do
+  [ "$("$bin" workers --json 2>/dev/null | grep -c '"online"')" -ge 1 ] && break
+  sleep 0.1
+done
+cat >"$data/print.json" <<JSON
+{ "run": [ { "method": "shell.run", "params": { "message": "yes '$line' | head -c $bytes" } } ] }
+JSON
+
+db="$data/coordinator/pinpool.sqlite"
+start=$(date +%s.%N)
+id=$("$bin" submit "$data/print.json" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+# Poll the store read-only (a WAL reader): first the job's state, then, once it is
+# final, that every stdout line is stored. Stored lines drop the newline.
+result=$(python3 - "$db" "$id" "$lines" "$limit" <<'PY'
+import sqlite3, sys, time
+db, job, want, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+deadline = time.time() + limit
+state = None
+while time.time() < deadline:
+    state = c.execute("select state from jobs where id = ?", (job,)).fetchone()[0]
+    if state in ("succeeded", "failed", "cancelled"):
+        stored = c.execute("select count(*) from logs where job_id = ? and stream = 'stdout'", (job,)).fetchone()[0]
+        if stored >= want or state != "succeeded":
+            break
+    time.sleep(0.05)
+end = time.time()
+count, chars = c.execute(
+    "select count(*), coalesce(sum(length(line)), 0) from logs where job_id = ? and stream = 'stdout'", (job,)
+).fetchone()
+print(state, end, count, chars)
+PY
+)
+read -r state end count chars <<<"$result"
+coordinator_peak=$(peak_mb "$coordinator")
+worker_peak=$(peak_mb "$worker")
+db_mb=$(du -sm "$data/coordinator" | cut -f1)
+stored=$((chars + count)) # each stored line plus the newline it was printed with
+if [ "$state" != succeeded ] || [ "$stored" -ne "$bytes" ]; then
+  echo "job $id: state $state, stored $count lines / $stored bytes of $lines / $bytes; see $data"
+  trap - EXIT
+  stop_all
+  exit 1
+fi
+pinpool_line=$(python3 -c "b=$bytes; s=$start; e=$end; print(f'pinpool-logs bytes={b} lines=$lines stored_bytes=$stored total_s={e-s:.2f} mb_per_s={b/1e6/(e-s):.1f}')")
+echo "$pinpool_line"
+echo "  peak RSS: coordinator ${coordinator_peak} MB, worker ${worker_peak} MB; store on disk ${db_mb} MB"
+stop_all
+rm -rf "$data/coordinator" "$data/worker"
+
+# The baseline: the same bytes through a pipe into a file on the same disk, then the
+# same with an fsync at the end (the store fsyncs every batch it acknowledges).
+set +o pipefail # `yes` ends on SIGPIPE once `head` has its bytes
+t0=$(date +%s.%N)
+yes "$line" | head -c "$bytes" | cat >"$data/baseline.out"
+t1=$(date +%s.%N)
+set -o pipefail
+sync "$data/baseline.out"
+t2=$(date +%s.%N)
+copied=$(stat -c %s "$data/baseline.out")
+[ "$copied" -eq "$bytes" ] || { echo "baseline wrote $copied bytes, expected $bytes"; exit 1; }
+python3 - "$pinpool_line" "$bytes" "$t0" "$t1" "$t2" <<'PY'
+import sys
+line, b, t0, t1, t2 = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
+p = float(line.rsplit("mb_per_s=", 1)[1])
+plain, synced = b / 1e6 / (t1 - t0), b / 1e6 / (t2 - t0)
+print(f"pipe-to-file bytes={b} total_s={t1-t0:.2f} mb_per_s={plain:.1f} (with fsync: {t2-t0:.2f} s, {synced:.1f} MB/s)")
+print(f"ratio pinpool/pipe-to-file = {100*p/plain:.1f}% ({100*p/synced:.1f}% of the fsynced copy)"
+      " (target >= 200 MB/s and >= 25%)")
+PY

@@ -27,10 +27,15 @@ struct LiveJob: Sendable {
   struct QueueKey: Comparable, Hashable, Sendable {
     var priority: Int
     var id: Int64
+    /// The job's requirements as a small number (equal requirements, equal number; 0
+    /// when unknown), so a scheduling pass can skip a shape that fits nowhere without
+    /// touching the job.
+    var requirementClass: Int = 0
     static func < (a: QueueKey, b: QueueKey) -> Bool {
       a.priority != b.priority ? a.priority > b.priority : a.id < b.id
     }
   }
 
-  var queueKey: QueueKey { QueueKey(priority: priority, id: id) }
+  var requirementClass = 0
+  var queueKey: QueueKey { QueueKey(priority: priority, id: id, requirementClass: requirementClass) }
 }

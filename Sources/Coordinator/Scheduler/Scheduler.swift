@@ -32,8 +32,10 @@ enum Scheduler {
     // Requirements already found not to fit anywhere in this pass; with 100,000 jobs
     // of a few shapes queued, each shape is tried once, not once per job.
     var unplaceable: Set<Requirements> = []
+    var unplaceableClasses: Set<Int> = []
     for key in queue.keys {
       if freeSlots == 0 { break }
+      if key.requirementClass != 0, unplaceableClasses.contains(key.requirementClass) { continue }
       guard let job = jobs[key.id], !unplaceable.contains(job.requirements) else { continue }
       var best: (id: String, placement: Placement, load: Int)?
       for (workerID, capacity) in capacities where capacity.freeSlots > 0 && !reserved.contains(workerID) {
@@ -51,6 +53,8 @@ enum Scheduler {
           let hold = idealWorker(for: job, capacities, names, except: reserved)
         {
           reserved.insert(hold)
+        } else if key.requirementClass != 0 {
+          unplaceableClasses.insert(key.requirementClass)
         } else {
           unplaceable.insert(job.requirements)
         }

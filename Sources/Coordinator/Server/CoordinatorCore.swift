@@ -12,6 +12,15 @@ struct CoordinatorCore: Sendable {
   /// Per job: the attempt whose log is being written and how far it is stored.
   private(set) var logCursors: [Int64: LogCursor] = [:]
   private var actions: [CoordinatorAction] = []
+  /// Distinct requirements seen, numbered from 1 (see `LiveJob.QueueKey`).
+  private var requirementClasses: [Requirements: Int] = [:]
+
+  private mutating func requirementClass(_ requirements: Requirements) -> Int {
+    if let known = requirementClasses[requirements] { return known }
+    let next = requirementClasses.count + 1
+    requirementClasses[requirements] = next
+    return next
+  }
 
   struct LogCursor: Sendable, Hashable {
     var attempt: Int
@@ -38,6 +47,8 @@ struct CoordinatorCore: Sendable {
   /// jobs stay with their worker: if it re-registers in time with the attempt they
   /// continue, otherwise the liveness check requeues them.
   mutating func restore(job: LiveJob, cursor: LogCursor?) {
+    var job = job
+    job.requirementClass = requirementClass(job.requirements)
     jobs[job.id] = job
     if job.state == .queued { queue.insert(job.queueKey) }
     if let cursor { logCursors[job.id] = cursor }
@@ -86,10 +97,11 @@ struct CoordinatorCore: Sendable {
           args: args, requirements: request.requirements, artifacts: request.artifacts,
           timeoutSeconds: request.timeoutSeconds, submittedAt: now))
       rows[rows.count - 1].arrayID = arrayID
-      let job = LiveJob(
+      var job = LiveJob(
         id: id, name: name, priority: request.priority, requirements: request.requirements, attempt: 0,
         retries: request.retries, failures: 0, lostCount: 0, state: .queued, workerID: nil,
         submittedAt: now, timeoutSeconds: request.timeoutSeconds)
+      job.requirementClass = requirementClass(request.requirements)
       jobs[id] = job
       queue.insert(job.queueKey)
     }
@@ -405,7 +417,12 @@ struct CoordinatorCore: Sendable {
           now: now)
       }
     }
-    for var job in jobs.values where job.state.isActive && !job.timedOut {
+    // Only jobs on workers can time out; walking 100,000 queued jobs every tick would not do.
+    let active = workers.workers.values.flatMap { $0.holdings.filter(\.value.active).keys }
+    for ref in active {
+      guard let id = Int64(ref.jobID), var job = jobs[id], job.attempt == ref.attempt, job.state.isActive,
+        !job.timedOut
+      else { continue }
       guard let limit = job.timeoutSeconds, let started = job.startedAt, now - started > limit else {
         continue
       }

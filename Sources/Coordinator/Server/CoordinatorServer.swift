@@ -86,8 +86,11 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   }
 
   func received(_ messages: [[Data]], io: SocketLoopIO) {
-    let now = Timestamp.now()
+    var now = Timestamp.now()
     for frames in messages {
+      // Each message is stamped when it is handled: liveness must not count the time a
+      // long batch spent on the messages before it against a worker.
+      now = Timestamp.now()
       guard frames.count >= 2 else { continue }
       let peer = [UInt8](frames[0])
       let envelope: WireEnvelope

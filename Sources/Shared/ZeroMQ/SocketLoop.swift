@@ -185,15 +185,16 @@ public final class SocketLoop: Sendable {
       // The socket may have messages even when poll reported the wake fd only
       // (ZMQ edge cases around ZMQ_FD), so always drain it without blocking.
       var batch: [[Data]] = []
-      while batch.count < 4096, let frames = try? io.socket.receive() {
+      // Bounded, so one batch (one transaction on the coordinator) stays short and the
+      // clock a batch is handled with stays close to when its messages arrived.
+      while batch.count < 256, let frames = try? io.socket.receive() {
         batch.append(frames)
       }
       if !batch.isEmpty { handler.received(batch, io: io) }
-      if ContinuousClock.now >= nextTick || !batch.isEmpty {
+      // Timers only: a handler does its per-batch work in `received`.
+      if ContinuousClock.now >= nextTick {
         handler.tick(io: io)
-        if ContinuousClock.now >= nextTick {
-          nextTick = ContinuousClock.now.advanced(by: .milliseconds(tickMs))
-        }
+        nextTick = ContinuousClock.now.advanced(by: .milliseconds(tickMs))
       }
     }
   }

@@ -153,7 +153,8 @@ import Testing
       case "$*" in *--query-gpu=index,uuid,name,memory.total,memory.free,driver_version,compute_cap*) ;; *) exit 9;; esac
       echo "0, GPU-1, NVIDIA L4, 23034, 22000, 550.1, 8.9"
       """)
-    let result = await GPUProbe.probe(path: dir.path)
+    // A generous timeout: integration suites running beside this one load the machine.
+    let result = await GPUProbe.probe(path: dir.path, timeout: .seconds(120))
     #expect(result.gpus.map(\.model) == ["NVIDIA L4"])
     #expect(result.warnings.isEmpty)
   }
@@ -165,7 +166,8 @@ import Testing
       "nvidia-smi",
       "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.'\nexit 9\n"
     )
-    let result = await GPUProbe.probe(path: dir.path)
+    // A generous timeout: integration suites running beside this one load the machine.
+    let result = await GPUProbe.probe(path: dir.path, timeout: .seconds(120))
     #expect(result.gpus.isEmpty)
     #expect(result.warnings.first?.contains("could not communicate") == true)
   }
@@ -185,7 +187,8 @@ import Testing
   @Test func noToolsNoGPUs() async throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
-    let result = await GPUProbe.probe(path: dir.path)
+    // A generous timeout: integration suites running beside this one load the machine.
+    let result = await GPUProbe.probe(path: dir.path, timeout: .seconds(120))
     #expect(result.gpus.isEmpty && result.warnings.isEmpty)
   }
 }

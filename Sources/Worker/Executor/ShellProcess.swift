@@ -438,6 +438,9 @@ final class ShellPipeReader: Sendable {
   struct Control {
     var killAt: ContinuousClock.Instant? = nil
     var stopAt: ContinuousClock.Instant? = nil
+    /// The wake pipe is closed: its descriptor number may already belong to another
+    /// file (a job's bundle file was once corrupted by a late wake-up byte).
+    var closed = false
   }
 
   let stdoutFD: Int32
@@ -483,9 +486,14 @@ final class ShellPipeReader: Sendable {
     wake()
   }
 
+  /// Writes under the lock that also guards closing, so a wake-up after the reader
+  /// ended can never land in a descriptor that was reused.
   private func wake() {
-    var byte: UInt8 = 1
-    _ = write(wakeWrite, &byte, 1)
+    control.withLock { state in
+      guard !state.closed else { return }
+      var byte: UInt8 = 1
+      _ = write(wakeWrite, &byte, 1)
+    }
   }
 
   private func loop(onKillDeadline: @Sendable () -> Void) {
@@ -550,8 +558,11 @@ final class ShellPipeReader: Sendable {
     }
     close(stdoutFD)
     close(stderrFD)
-    close(wakeRead)
-    close(wakeWrite)
+    control.withLock { state in
+      state.closed = true
+      close(wakeRead)
+      close(wakeWrite)
+    }
     finished.signal()
   }
 }

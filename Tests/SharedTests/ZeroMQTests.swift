@@ -172,7 +172,7 @@ private let sampleMessages: [[Data]] = [
     Thread { loop.send([Data("from another thread".utf8)]) }.start()
     let first = try #require(try router.receive(dontWait: false), "the loop did not wake up to send")
     #expect(Array(first.dropFirst()) == [Data("from another thread".utf8)])
-    #expect(ContinuousClock.now - start < .seconds(5))
+    #expect(ContinuousClock.now - start < .seconds(60))
 
     // Many senders at once: every message arrives, none twice.
     DispatchQueue.concurrentPerform(iterations: 200) { i in loop.send([Data("\(i)".utf8), Data()]) }
@@ -295,7 +295,7 @@ private let sampleMessages: [[Data]] = [
     }
     #expect(reported == endpoint)
     #expect(elapsed >= .milliseconds(350))
-    #expect(elapsed < .seconds(5))
+    #expect(elapsed < .seconds(60))
     #expect(error?.description.contains(endpoint) == true)
   }
 

@@ -138,7 +138,8 @@ import Testing
       return
     }
     #expect(reason.contains("out of memory"))
-    #expect(ContinuousClock.now - start < .seconds(10))
+    // Bounded, not tight: the point is that it does not hang.
+    #expect(ContinuousClock.now - start < .seconds(60))
     #expect(!recorder.all.contains { $0.contains("C08-NEVER") })
     #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
   }

@@ -119,8 +119,14 @@ struct RecoveryTests {
       for job in jobs where job.state == .succeeded {
         // Lines of the attempt that succeeded (an attempt lost to the crash may have
         // left a partial log of its own before it).
-        let lines = try pool.logLines(job.id).filter { $0.attempt == job.attempt }.map(\.line)
-          .filter { $0.hasPrefix("job-") }
+        let all = try pool.logLines(job.id)
+        let lines = all.filter { $0.attempt == job.attempt }.map(\.line).filter { $0.hasPrefix("job-") }
+        if lines.count != 20 {
+          let attempts = Dictionary(grouping: all, by: \.attempt).mapValues(\.count)
+          Issue.record(
+            "job \(job.id) attempt \(job.attempt) on \(job.worker ?? "-"): lines by attempt \(attempts)\n\(pool.daemonLogs().suffix(3000))"
+          )
+        }
         #expect(lines == (1...20).map { "job-\(job.id)-line-\($0)" }, "job \(job.id): \(lines.count) lines")
       }
     }

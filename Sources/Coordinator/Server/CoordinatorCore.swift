@@ -332,6 +332,15 @@ struct CoordinatorCore: Sendable {
 
   mutating func finished(peer: [UInt8], message: FinishedMessage, now: Double) {
     guard knownWorker(message.workerID, peer: peer, now: now) != nil else { return }
+    // A result may overtake log lines lost with a dropped connection. It is taken only
+    // once every line up to `lastLogSeq` is stored; until then it is not acknowledged,
+    // and the worker resends the missing lines and then the result.
+    if let id = Int64(message.jobID), let job = jobs[id], job.attempt == message.attempt,
+      job.workerID == message.workerID, job.state.isActive,
+      message.lastLogSeq > (logCursors[id].map { $0.attempt == message.attempt ? $0.workerSeq : 0 } ?? 0)
+    {
+      return
+    }
     defer {
       send(
         peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished))

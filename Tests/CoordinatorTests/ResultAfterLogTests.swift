@@ -1,0 +1,44 @@
+import Testing
+
+@testable import Coordinator
+@testable import Shared
+
+/// A result that overtakes lines lost with a dropped connection waits for them.
+struct ResultAfterLogTests {
+  @Test func aResultIsTakenOnlyOnceItsWholeLogIsStored() throws {
+    var core = CoordinatorCore(settings: CoordinatorSettings())
+    let advert = WorkerAdvert(
+      id: "w1", name: "w1",
+      host: HostInfo(cpuCores: 2, memoryTotal: 1 << 34, platform: "linux", arch: "x64", hostname: "h"),
+      gpus: [], diskFree: 1 << 40, slots: 1, labels: [:])
+    core.register(peer: [1], message: RegisterMessage(worker: advert, activeAttempts: []), now: 0)
+    core.submit(
+      peer: [2],
+      request: SubmitRequest(
+        requestID: "r", name: "j", entry: "a.json", args: .object(JSONObject()), requirements: Requirements(),
+        priority: 0, retries: 0, timeoutSeconds: nil, artifacts: [], arrayIndices: nil),
+      bundleHash: "h", bundle: [], now: 0)
+    core.schedule(now: 0)
+    _ = core.takeActions()
+    let finished = FinishedMessage(
+      workerID: "w1", jobID: "1", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+      lastLogSeq: 3)
+
+    core.finished(peer: [1], message: finished, now: 1)
+    #expect(core.takeActions().isEmpty, "no ack and no state change while lines 1-3 are missing")
+    #expect(core.jobs[1]?.state == .assigned)
+
+    let lines = (1...3).map { LogLine(seq: $0, stream: .stdout, time: 1, line: "l\($0)") }
+    core.logBatch(
+      peer: [1], message: LogBatchMessage(workerID: "w1", jobID: "1", attempt: 1, lines: lines), now: 2)
+    _ = core.takeActions()
+    core.finished(peer: [1], message: finished, now: 3)
+    let actions = core.takeActions()
+    #expect(core.jobs[1]?.state == .succeeded)
+    #expect(
+      actions.contains {
+        if case .send(_, let envelope) = $0 { return envelope.type == .reportAck }
+        return false
+      })
+  }
+}

@@ -8,15 +8,9 @@ cd "$(dirname "$0")/.."
 n=${1:-1000}
 workers=${2:-2}
 slots=${3:-8}
-./scripts/deps.sh
-swift build -c release --product pinpool >/dev/null
-bin="$(swift build -c release --show-bin-path)/pinpool"
-data="$(mktemp -d -t pinpool-bench-XXXXXX)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$data"; }
-trap cleanup EXIT
+source bench/common.sh
+bench_setup bench
+bin="$bindir/pinpool"
 
 "$bin" coordinator --data "$data/coordinator" --bind "$PINPOOL_COORDINATOR" >"$data/coordinator.log" 2>&1 &
 pids+=($!)
@@ -43,7 +37,7 @@ while true; do
 import sqlite3; c = sqlite3.connect('file:$db?mode=ro', uri=True)
 print(*c.execute(\"select sum(state='succeeded'), sum(state='failed') from jobs\").fetchone())")
   [ "${done_count:-0}" != None ] && [ "${done_count:-0}" -ge "$n" ] && break
-  [ "${failed:-0}" != None ] && [ "${failed:-0}" -gt 0 ] && { echo "jobs failed; see $data"; trap - EXIT; exit 1; }
+  [ "${failed:-0}" != None ] && [ "${failed:-0}" -gt 0 ] && { echo "jobs failed; see $data"; stop_all; trap - EXIT; exit 1; }
   sleep 0.02
 done
 end=$(date +%s.%N)

@@ -12,29 +12,10 @@ workers=${1:-1000}
 queued=${2:-100000}
 probes=${3:-2000}
 priority=${4:-0}
-./scripts/deps.sh
-swift build -c release --product pinpool >/dev/null
+source bench/common.sh
+bench_setup latency
 swift build -c release --product pinpool-bench >/dev/null
-bindir="$(swift build -c release --show-bin-path)"
-data="$(mktemp -d -t pinpool-latency-XXXXXX)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-endpoint="tcp://127.0.0.1:$port"
-pids=()
-# SIGTERM, and SIGKILL for whatever is still there 5 s later (a coordinator deep in a long
-# batch does not get to its signal handler soon).
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 1 50); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-cleanup() { stop_all; rm -rf "$data"; }
-trap cleanup EXIT
+endpoint="$PINPOOL_COORDINATOR"
 
 "$bindir/pinpool" coordinator --data "$data/coordinator" --bind "$endpoint" >"$data/coordinator.log" 2>&1 &
 coordinator=$!

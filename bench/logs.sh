@@ -14,28 +14,9 @@ limit=${TIME_LIMIT:-1800}
 line="pinpool-log-bench $(printf 'x%.0s' $(seq 1 81))" # 99 characters; `yes` adds the newline
 lines=$((size / 100))
 bytes=$((lines * 100))
-./scripts/deps.sh
-swift build -c release --product pinpool >/dev/null
-bin="$(swift build -c release --show-bin-path)/pinpool"
-data="$(mktemp -d -t pinpool-logs-XXXXXX)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"
-pids=()
-# SIGTERM, and SIGKILL for whatever is still there 5 s later (a coordinator deep in a long
-# batch does not get to its signal handler soon).
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 1 50); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-cleanup() { stop_all; rm -rf "$data"; }
-trap cleanup EXIT
+source bench/common.sh
+bench_setup logs
+bin="$bindir/pinpool"
 peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 
 "$bin" coordinator --data "$data/coordinator" --bind "$PINPOOL_COORDINATOR" >"$data/coordinator.log" 2>&1 &

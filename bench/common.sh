@@ -1,0 +1,27 @@
+# Shared set-up of the benchmarks; sourced, not run. After `bench_setup NAME`:
+# $bindir holds the release binaries, $data a fresh folder removed on exit, $port a free
+# loopback port and PINPOOL_COORDINATOR its endpoint; add every daemon's pid to `pids`
+# and `stop_all` (run on exit) ends them: SIGTERM, then SIGKILL 5 s later for whatever a
+# long batch kept from its signal handler.
+bench_setup() {
+  ./scripts/deps.sh
+  swift build -c release --product pinpool >/dev/null
+  bindir="$(swift build -c release --show-bin-path)"
+  data="$(mktemp -d -t "pinpool-$1-XXXXXX")"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"
+  pids=()
+  trap 'stop_all; rm -rf "$data"' EXIT
+}
+
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}

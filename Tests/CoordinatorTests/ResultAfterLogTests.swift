@@ -42,3 +42,38 @@ struct ResultAfterLogTests {
       })
   }
 }
+
+struct LogGapTests {
+  @Test func aBatchThatOvertakesALostOneIsKeptBackUntilTheGapIsFilled() throws {
+    var core = CoordinatorCore(settings: CoordinatorSettings())
+    let advert = WorkerAdvert(
+      id: "w1", name: "w1",
+      host: HostInfo(cpuCores: 2, memoryTotal: 1 << 34, platform: "linux", arch: "x64", hostname: "h"),
+      gpus: [], diskFree: 1 << 40, slots: 1, labels: [:])
+    core.register(peer: [1], message: RegisterMessage(worker: advert, activeAttempts: []), now: 0)
+    core.submit(
+      peer: [2],
+      request: SubmitRequest(
+        requestID: "r", name: "j", entry: "a.json", args: .object(JSONObject()), requirements: Requirements(),
+        priority: 0, retries: 0, timeoutSeconds: nil, artifacts: [], arrayIndices: nil),
+      bundleHash: "h", bundle: [], now: 0)
+    core.schedule(now: 0)
+    _ = core.takeActions()
+    func batch(_ seqs: ClosedRange<Int>) -> [CoordinatorAction] {
+      let lines = seqs.map { LogLine(seq: $0, stream: .stdout, time: 1, line: "l\($0)") }
+      core.logBatch(
+        peer: [1], message: LogBatchMessage(workerID: "w1", jobID: "1", attempt: 1, lines: lines), now: 1)
+      return core.takeActions()
+    }
+    func stored(_ actions: [CoordinatorAction]) -> [Int] {
+      actions.flatMap { action -> [Int] in
+        if case .store(.appendLogs(_, _, _, let lines)) = action { return lines.map(\.seq) }
+        return []
+      }
+    }
+    #expect(stored(batch(3...4)).isEmpty, "lines 1-2 were lost: nothing after the gap is stored")
+    #expect(stored(batch(1...4)) == [1, 2, 3, 4])
+    #expect(stored(batch(2...5)) == [5])
+    #expect(core.logCursor(jobID: 1)?.workerSeq == 5)
+  }
+}

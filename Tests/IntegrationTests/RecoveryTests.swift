@@ -108,9 +108,18 @@ struct RecoveryTests {
       pool.killCoordinator()
       try pool.startCoordinator()
 
-      try pool.waitUntil("every job is final", timeout: 180) {
-        let jobs: [JobView]? = try? pool.json(["jobs", "--limit", "300"])
-        return jobs?.count == 200 && jobs?.allSatisfy { $0.state.isFinal } == true
+      do {
+        try pool.waitUntil("every job is final", timeout: 180) {
+          let jobs: [JobView]? = try? pool.json(["jobs", "--limit", "300"])
+          return jobs?.count == 200 && jobs?.allSatisfy { $0.state.isFinal } == true
+        }
+      } catch {
+        let jobs: [JobView] = (try? pool.json(["jobs", "--limit", "300"])) ?? []
+        let stuck = jobs.filter { !$0.state.isFinal }.prefix(5).map {
+          "\($0.id) \($0.state.rawValue) attempt \($0.attempt) on \($0.worker ?? "-") step \($0.step.index)/\($0.step.count)"
+        }
+        Issue.record("not final: \(stuck)")
+        throw error
       }
       let jobs: [JobView] = try pool.json(["jobs", "--limit", "300"])
       #expect(Set(jobs.map(\.id)) == Set(reply.ids))

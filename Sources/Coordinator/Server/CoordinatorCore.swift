@@ -297,9 +297,17 @@ struct CoordinatorCore: Sendable {
     if cursor.attempt != message.attempt {
       cursor = LogCursor(attempt: message.attempt, workerSeq: 0, jobSeq: cursor.jobSeq)
     }
-    // Lines arrive in order per attempt; a resend after a reconnect repeats a prefix
-    // we already hold, which is dropped here, so each line is stored exactly once.
-    let fresh = message.lines.filter { $0.seq > cursor.workerSeq }.sorted { $0.seq < $1.seq }
+    // Only the run of lines that continues exactly where the stored log ends is taken.
+    // A resend repeats lines we hold (dropped, so each is stored once); a batch sent on
+    // a new connection can overtake one lost with the old (kept back, not acknowledged,
+    // so the worker resends from the gap and no line is skipped).
+    var fresh: [LogLine] = []
+    var next = cursor.workerSeq + 1
+    for line in message.lines.sorted(by: { $0.seq < $1.seq }) where line.seq >= next {
+      guard line.seq == next else { break }
+      fresh.append(line)
+      next += 1
+    }
     if !fresh.isEmpty {
       actions.append(
         .store(.appendLogs(jobID: id, attempt: message.attempt, firstJobSeq: cursor.jobSeq + 1, lines: fresh))

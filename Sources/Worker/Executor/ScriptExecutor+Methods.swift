@@ -85,7 +85,7 @@ extension ScriptExecutor {
       return .value(returned ?? .null)
 
     case "script.stop":
-      await stopDetachedProcesses()
+      await stopDetached()
       return .value(params)
 
     case "fs.write":
@@ -223,12 +223,6 @@ extension ScriptExecutor {
     shellParams["message"] = .string(words.joined(separator: " "))
     shellParams["path"] = params["path"] ?? .string(".")
     return try await shellRun(shellParams, folder: folder, confined: confined, fail: fail)
-  }
-
-  func stopDetachedProcesses() async {
-    let processes = detached
-    detached.removeAll()
-    for process in processes { _ = await process.terminate(grace: context.shellOptions.terminationGrace) }
   }
 
   private func createParent(of path: String, fail: (String, Int32?) -> StepFailure) throws {

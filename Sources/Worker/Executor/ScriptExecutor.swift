@@ -104,9 +104,14 @@ public final class ScriptExecutor: @unchecked Sendable {
   }
 
   private func execute() async -> JobOutcome {
-    defer {
-      Task { [detached] in for process in detached { _ = await process.terminate(grace: .seconds(5)) } }
-    }
+    let outcome = await runEntry()
+    // Whatever the script left running in the background (servers started with a
+    // `done` handler) ends with the job.
+    await stopDetached()
+    return outcome
+  }
+
+  private func runEntry() async -> JobOutcome {
     do {
       let script = try loadScript(context.job.entry)
       stepCount = script.steps.count
@@ -119,17 +124,13 @@ public final class ScriptExecutor: @unchecked Sendable {
         while !Task.isCancelled {
           try? await Task.sleep(for: .seconds(3600))
         }
-        await stopDetached()
         return JobOutcome(
           state: .cancelled, exitCode: nil, error: "cancelled while serving", locals: .object(locals))
       }
-      await stopDetached()
       return JobOutcome(state: .succeeded, exitCode: 0, error: nil, locals: .object(locals))
     } catch is CancellationError {
-      await stopDetached()
       return JobOutcome(state: .cancelled, exitCode: nil, error: "cancelled", locals: .object(locals))
     } catch let failure as StepFailure {
-      await stopDetached()
       if Task.isCancelled {
         return JobOutcome(state: .cancelled, exitCode: nil, error: "cancelled", locals: .object(locals))
       }
@@ -137,14 +138,13 @@ public final class ScriptExecutor: @unchecked Sendable {
       return JobOutcome(
         state: .failed, exitCode: failure.exitCode, error: failure.description, locals: .object(locals))
     } catch {
-      await stopDetached()
       let message = "\(error)"
       events.log(.pinpool, "error: \(message)")
       return JobOutcome(state: .failed, exitCode: nil, error: message, locals: .object(locals))
     }
   }
 
-  private func stopDetached() async {
+  func stopDetached() async {
     let processes = detached
     detached.removeAll()
     for process in processes { _ = await process.terminate(grace: context.shellOptions.terminationGrace) }

@@ -614,7 +614,7 @@ private struct Harness {
     running.gpuIndices = [0]
     running.startedAt = 10
     h.core.restore(job: running, cursor: .init(attempt: 2, workerSeq: 4, jobSeq: 9))
-    h.core.restore(worker: box, drained: false, lastSeen: 0, now: h.now)
+    h.core.restore(worker: box, drained: false, now: h.now)
     #expect(h.core.nextJobID == 8)
     #expect(h.core.workers[box.id]?.holdings.count == 1)
     // Until the worker speaks there is no route to it.
@@ -636,7 +636,7 @@ private struct Harness {
       id: 3, name: "r", priority: 0, requirements: Requirements(), attempt: 1, retries: 0, failures: 0,
       lostCount: 0, state: .running, workerID: box.id, submittedAt: 0)
     h.core.restore(job: running, cursor: nil)
-    h.core.restore(worker: box, drained: false, lastSeen: 0, now: h.now)
+    h.core.restore(worker: box, drained: false, now: h.now)
     h.advance(2)
     #expect(h.tick().changes.isEmpty)
     h.advance(2)
@@ -845,7 +845,7 @@ private struct Harness {
       id: 5, name: "r", priority: 0, requirements: Requirements(), attempt: 1, retries: 0, failures: 0,
       lostCount: 0, state: .running, workerID: box.id, submittedAt: 0)
     h.core.restore(job: running, cursor: nil)
-    h.core.restore(worker: box, drained: false, lastSeen: 0, now: h.now)
+    h.core.restore(worker: box, drained: false, now: h.now)
     // After a coordinator restart the worker has no route yet, so the stop cannot go out now.
     let cancelled = h.cancel([5])
     #expect(try cancelled.headers(.reply, as: Reply<CancelReply>.self).first?.result.cancelled == ["5"])

@@ -6,18 +6,9 @@ import Testing
 /// A result that overtakes lines lost with a dropped connection waits for them.
 struct ResultAfterLogTests {
   @Test func aResultIsTakenOnlyOnceItsWholeLogIsStored() throws {
-    var core = CoordinatorCore(settings: CoordinatorSettings())
-    let advert = WorkerAdvert(
-      id: "w1", name: "w1",
-      host: HostInfo(cpuCores: 2, memoryTotal: 1 << 34, platform: "linux", arch: "x64", hostname: "h"),
-      gpus: [], diskFree: 1 << 40, slots: 1, labels: [:])
-    core.register(peer: [1], message: RegisterMessage(worker: advert, activeAttempts: []), now: 0)
-    core.submit(
-      peer: [2],
-      request: SubmitRequest(
-        requestID: "r", name: "j", entry: "a.json", args: .object(JSONObject()), requirements: Requirements(),
-        priority: 0, retries: 0, timeoutSeconds: nil, artifacts: [], arrayIndices: nil),
-      bundleHash: "h", bundle: [], now: 0)
+    var fixture = CoreFixture()
+    fixture.submit()
+    var core = fixture.core
     core.schedule(now: 0)
     _ = core.takeActions()
     let finished = FinishedMessage(
@@ -45,18 +36,9 @@ struct ResultAfterLogTests {
 
 struct LogGapTests {
   @Test func aBatchThatOvertakesALostOneIsKeptBackUntilTheGapIsFilled() throws {
-    var core = CoordinatorCore(settings: CoordinatorSettings())
-    let advert = WorkerAdvert(
-      id: "w1", name: "w1",
-      host: HostInfo(cpuCores: 2, memoryTotal: 1 << 34, platform: "linux", arch: "x64", hostname: "h"),
-      gpus: [], diskFree: 1 << 40, slots: 1, labels: [:])
-    core.register(peer: [1], message: RegisterMessage(worker: advert, activeAttempts: []), now: 0)
-    core.submit(
-      peer: [2],
-      request: SubmitRequest(
-        requestID: "r", name: "j", entry: "a.json", args: .object(JSONObject()), requirements: Requirements(),
-        priority: 0, retries: 0, timeoutSeconds: nil, artifacts: [], arrayIndices: nil),
-      bundleHash: "h", bundle: [], now: 0)
+    var fixture = CoreFixture()
+    fixture.submit()
+    var core = fixture.core
     core.schedule(now: 0)
     _ = core.takeActions()
     func batch(_ seqs: ClosedRange<Int>) -> [CoordinatorAction] {

@@ -55,7 +55,7 @@ struct CoordinatorCore: Sendable {
     nextJobID = max(nextJobID, job.id + 1)
   }
 
-  mutating func restore(worker advert: WorkerAdvert, drained: Bool, lastSeen: Double, now: Double) {
+  mutating func restore(worker advert: WorkerAdvert, drained: Bool, now: Double) {
     // Until it speaks again we cannot route to it, but we remember its jobs' holdings
     // and give it one liveness window to come back.
     var record = WorkerRecord(advert: advert, peer: [], lastSeen: now, online: true, drained: drained)

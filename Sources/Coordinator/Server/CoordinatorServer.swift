@@ -80,8 +80,8 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     core = CoordinatorCore(settings: configuration.settings, nextJobID: try store.maxJobID() + 1)
     let now = Timestamp.now()
     for (job, cursor) in try store.liveJobs() { core.restore(job: job, cursor: cursor) }
-    for (advert, drained, lastSeen, state) in try store.workers() where state != .offline {
-      core.restore(worker: advert, drained: drained, lastSeen: lastSeen, now: now)
+    for (advert, drained, _, state) in try store.workers() where state != .offline {
+      core.restore(worker: advert, drained: drained, now: now)
     }
   }
 

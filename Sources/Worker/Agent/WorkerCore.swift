@@ -186,11 +186,13 @@ struct WorkerCore: Sendable {
       // Reports whose acknowledgement got lost are sent again now and then.
       if now - lastResend >= heartbeatInterval * 2 {
         lastResend = now
+        // Lines sent but never acknowledged go again, from the first one, in one flush.
         for (ref, attempt) in attempts
         where !attempt.unacked.isEmpty && attempt.sentCount == attempt.unacked.count {
-          resend(ref, attempt: attempt)
+          attempts[ref]?.sentCount = 0
         }
-        for (ref, attempt) in attempts {
+        flushLogs()
+        for attempt in attempts.values {
           if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale, attempt.unacked.isEmpty
           {
             actions.append(.send(WireEnvelope(.finished, finished)))
@@ -198,7 +200,6 @@ struct WorkerCore: Sendable {
           if let cleanup = attempt.cleanup, !attempt.cleanupAcked {
             actions.append(.send(WireEnvelope(.cleanup, cleanup)))
           }
-          _ = ref
         }
       }
     }
@@ -308,13 +309,6 @@ struct WorkerCore: Sendable {
       }
       attempts[ref] = attempt
     }
-  }
-
-  private mutating func resend(_ ref: AttemptRef, attempt: Attempt) {
-    var attempt = attempt
-    attempt.sentCount = 0
-    attempts[ref] = attempt
-    flushLogs()
   }
 
   /// After (re)registering: every unacknowledged line, then progress, then reports,

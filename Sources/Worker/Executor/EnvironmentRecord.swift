@@ -12,7 +12,7 @@ enum EnvironmentRecord {
     var record = JSONObject()
     record["runtime"] = runtimeTools
     var list: [JSONValue] = []
-    let uv = runtimeBin.map { $0 + "/uv" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    let uv = Executables.find("uv", in: runtimeBin)
     for venv in venvs {
       let python = venv + "/bin/python"
       guard FileManager.default.isExecutableFile(atPath: python) else { continue }

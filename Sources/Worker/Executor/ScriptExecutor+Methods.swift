@@ -197,9 +197,7 @@ extension ScriptExecutor {
     fail: (String, Int32?) -> StepFailure
   ) async throws -> JSONValue {
     let pathDirs = (context.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-    let tool = ["hf", "huggingface-cli"].first { name in
-      pathDirs.contains { FileManager.default.isExecutableFile(atPath: $0 + "/" + name) }
-    }
+    let tool = ["hf", "huggingface-cli"].first { Executables.find($0, in: pathDirs) != nil }
     guard let tool else {
       throw fail(
         "hf.download needs the Hugging Face CLI (hf) in the worker's runtime; none is on the job's PATH", nil)

@@ -314,13 +314,11 @@ public final class ScriptExecutor: @unchecked Sendable {
     ]
     let functions: [String: TemplateFunction] = [
       "which": { arguments in
-        guard case .string(let name)? = arguments.first, !name.isEmpty, !name.contains("/") else {
+        guard case .string(let name)? = arguments.first, let path = Executables.find(name, in: pathDirs)
+        else {
           return .null
         }
-        for dir in pathDirs where FileManager.default.isExecutableFile(atPath: dir + "/" + name) {
-          return .string(dir + "/" + name)
-        }
-        return .null
+        return .string(path)
       },
       "exists": { arguments in
         guard case .string(let path)? = arguments.first else { return .bool(false) }

@@ -36,26 +36,15 @@ public enum GPUProbe {
     timeout: Duration = .seconds(5)
   ) async -> GPUProbeResult {
     let directories = (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
-    if let nvidia = findExecutable("nvidia-smi", in: directories) {
+    if let nvidia = Executables.find("nvidia-smi", in: directories) {
       return await runTool(
         nvidia, arguments: nvidiaArguments, timeout: timeout, parse: NvidiaSMIParser.parse(csv:))
     }
-    if let rocm = findExecutable("rocm-smi", in: directories) {
+    if let rocm = Executables.find("rocm-smi", in: directories) {
       return await runTool(
         rocm, arguments: rocmArguments, timeout: timeout, parse: ROCmSMIParser.parse(json:))
     }
     return GPUProbeResult(gpus: [], warnings: [])
-  }
-
-  static func findExecutable(_ name: String, in directories: [String]) -> String? {
-    for directory in directories where !directory.isEmpty {
-      let candidate = directory + "/" + name
-      if access(candidate, X_OK) == 0 {
-        var info = stat()
-        if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG { return candidate }
-      }
-    }
-    return nil
   }
 
   private static func runTool(

@@ -223,7 +223,7 @@ public final class PrivateRuntime: Sendable {
     if let python { return python }
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
     let directories = path.split(separator: ":").map(String.init)
-    guard let found = GPUProbe.findExecutable("python3", in: directories) else {
+    guard let found = Executables.find("python3", in: directories) else {
       throw RuntimeError("no python3 on PATH (\(path)) to create the runtime's venv with")
     }
     return found

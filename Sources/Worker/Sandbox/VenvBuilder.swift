@@ -33,13 +33,13 @@ public enum VenvBuilder {
     let searchPath = runtimeBin + (environment["PATH"] ?? "").split(separator: ":").map(String.init)
     let executable: String
     var arguments: [String]
-    if let uv = GPUProbe.findExecutable("uv", in: runtimeBin) {
+    if let uv = Executables.find("uv", in: runtimeBin) {
       executable = uv
       arguments = ["venv", "--seed"]
       // A folder that exists but holds no working venv (an interrupted earlier step).
       if FileManager.default.fileExists(atPath: venvPath) { arguments.append("--allow-existing") }
       arguments.append(venvPath)
-    } else if let python = GPUProbe.findExecutable("python3", in: searchPath) {
+    } else if let python = Executables.find("python3", in: searchPath) {
       log(
         "warning: uv is not available in the worker runtime; creating the venv with python3 -m venv (slower)")
       executable = python

@@ -149,9 +149,12 @@ private struct Harness {
   }
 
   @discardableResult
-  mutating func heartbeat(_ worker: WorkerAdvert, diskFree: Int64? = nil) -> [CoordinatorAction] {
+  mutating func heartbeat(
+    _ worker: WorkerAdvert, diskFree: Int64? = nil, active: [AttemptRef]? = nil
+  ) -> [CoordinatorAction] {
     core.heartbeat(
-      peer: peer(worker), message: HeartbeatMessage(workerID: worker.id, diskFree: diskFree), now: now)
+      peer: peer(worker),
+      message: HeartbeatMessage(workerID: worker.id, diskFree: diskFree, activeAttempts: active), now: now)
     return core.takeActions()
   }
 
@@ -870,5 +873,51 @@ private struct Harness {
     // The assign then arrives and the worker starts attempt 1 and reports on it.
     let stops = try h.progress(box, 1, attempt: 1).headers(.stop, as: StopMessage.self)
     #expect(stops.first?.stale == true)
+  }
+
+  @Test func restoredWorkerMustRegisterBeforeItsHeartbeatsCount() throws {
+    // The coordinator committed an assignment and crashed before sending it: after the
+    // restart the worker's heartbeats alone must not let the job sit `assigned` forever.
+    var h = Harness(settings: CoordinatorSettings(heartbeatInterval: 1, liveness: 3, maxLostRequeues: 3))
+    let box = advert("box", slots: 2)
+    var neverSent = LiveJob(
+      id: 4, name: "r", priority: 0, requirements: Requirements(), attempt: 1, retries: 0, failures: 0,
+      lostCount: 0, state: .assigned, workerID: box.id, submittedAt: 0)
+    neverSent.assignedAt = 0
+    h.core.restore(job: neverSent, cursor: nil)
+    h.core.restore(worker: box, drained: false, now: h.now)
+    let beat = h.heartbeat(box, active: [])
+    #expect(beat.sent(.reregister).count == 1)
+    #expect(beat.sent(.heartbeat).isEmpty)
+    // Nor is it given work before it has said what it runs.
+    _ = try h.submit("queued")
+    #expect(h.schedule().assigns.isEmpty)
+    let back = h.register(box, active: [])
+    #expect(back.changes.requeued.map(\.id) == [4])
+    #expect(h.schedule().assigns.count == 2)
+  }
+
+  @Test func anAssignmentThatNeverArrivesIsLostAfterTheLivenessWindow() throws {
+    var h = Harness(settings: CoordinatorSettings(heartbeatInterval: 1, liveness: 3, maxLostRequeues: 3))
+    let box = advert("box")
+    h.register(box)
+    _ = try h.submit()
+    #expect(h.schedule().assigns.map(\.attempt) == [1])
+    // A heartbeat sent before the assignment arrived does not list it: not a loss yet.
+    h.advance(1)
+    #expect(h.heartbeat(box, active: []).changes.requeued.isEmpty)
+    // Listed: all is well however long it runs.
+    h.advance(5)
+    #expect(h.heartbeat(box, active: [AttemptRef(jobID: "1", attempt: 1)]).changes.requeued.isEmpty)
+    #expect(h.core.jobs[1]?.state == .assigned)
+    // Not listed a liveness window after it was sent: it was dropped in transit.
+    let beat = h.heartbeat(box, active: [])
+    #expect(beat.changes.requeued.map(\.id) == [1])
+    #expect(try beat.headers(.stop, as: StopMessage.self).map(\.stale) == [true])
+    // Requeued as a new attempt on the same (still healthy) worker.
+    #expect(h.schedule().assigns.map(\.attempt) == [2])
+    // A heartbeat without the list (an older worker) changes nothing.
+    h.advance(10)
+    #expect(h.heartbeat(box).changes.requeued.isEmpty)
   }
 }

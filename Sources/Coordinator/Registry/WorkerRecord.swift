@@ -16,6 +16,9 @@ struct WorkerRecord: Sendable {
   var lastSeen: Double
   var online: Bool
   var drained: Bool
+  /// False for a worker restored from the store: until it registers again and says
+  /// which attempts it still runs, nothing it sends is taken as current.
+  var registered = true
   var holdings: [AttemptRef: Holding] = [:]
 
   var state: WorkerState {

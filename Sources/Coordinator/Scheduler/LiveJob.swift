@@ -16,6 +16,9 @@ struct LiveJob: Sendable {
   var gpuIndices: [Int] = []
   var submittedAt: Double
   var startedAt: Double?
+  /// When the current attempt was sent to its worker: a heartbeat that still does not
+  /// list it a liveness window later means the assignment never arrived.
+  var assignedAt: Double?
   var timeoutSeconds: Double?
   var cancelRequested = false
   var timedOut = false

@@ -59,6 +59,7 @@ struct CoordinatorCore: Sendable {
     // Until it speaks again we cannot route to it, but we remember its jobs' holdings
     // and give it one liveness window to come back.
     var record = WorkerRecord(advert: advert, peer: [], lastSeen: now, online: true, drained: drained)
+    record.registered = false
     for job in jobs.values where job.workerID == advert.id && job.state.isActive {
       record.holdings[job.ref] = Holding(
         gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
@@ -170,6 +171,7 @@ struct CoordinatorCore: Sendable {
     record.peer = peer
     record.lastSeen = now
     record.online = true
+    record.registered = true
     let reported = Set(message.activeAttempts)
     var stop: [AttemptRef] = []
     // A cancel or timeout decided while the worker was unreachable is sent again now.
@@ -224,21 +226,50 @@ struct CoordinatorCore: Sendable {
     worker.lastSeen = now
     if let gpus = message.gpus { worker.advert.gpus = gpus }
     if let disk = message.diskFree { worker.advert.diskFree = disk }
-    if wasOffline {
-      // It was declared dead and its jobs moved on; it must register again so it
-      // learns which of its attempts to stop.
+    if wasOffline || !worker.registered {
+      // Declared dead (its jobs moved on), or known only from the store after a
+      // restart: it must register again and list its attempts, so the coordinator
+      // learns which continue, which to stop, and which it never received.
       workers[message.workerID] = worker
-      send(peer, .reregister, ReregisterMessage(reason: "the worker was offline; its jobs were requeued"))
+      send(
+        peer, .reregister,
+        ReregisterMessage(
+          reason: wasOffline
+            ? "the worker was offline; its jobs were requeued"
+            : "the coordinator restarted and needs the worker's attempts"))
       return
     }
     workers[message.workerID] = worker
+    if let reported = message.activeAttempts {
+      reconcile(worker: worker, reported: Set(reported), now: now)
+    }
     send(peer, .heartbeat, HeartbeatMessage(workerID: message.workerID))
+  }
+
+  /// An attempt the coordinator placed on this worker a whole liveness window ago that
+  /// the worker does not list never reached it: the coordinator crashed between
+  /// committing the assignment and sending it, or the connection broke with the message
+  /// in flight. Waiting longer would leave the job `assigned` forever; it is lost and
+  /// requeued, and the worker is told to drop that attempt should it still turn up
+  /// (ZeroMQ keeps order, so the stop can only arrive after the assignment).
+  private mutating func reconcile(worker: WorkerRecord, reported: Set<AttemptRef>, now: Double) {
+    for ref in worker.holdings.filter(\.value.active).map(\.key) where !reported.contains(ref) {
+      guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
+        job.workerID == worker.advert.id, job.state.isActive
+      else { continue }
+      if let sent = job.assignedAt, now - sent < settings.livenessWindow { continue }
+      lose(jobID: id, reason: "worker \(worker.advert.name) never received attempt \(ref.attempt)", now: now)
+      send(
+        worker.peer, .stop,
+        StopMessage(
+          jobID: ref.jobID, attempt: ref.attempt, reason: "the assignment was given up as lost", stale: true))
+    }
   }
 
   /// Looks up the worker a message claims to come from; unknown workers are asked to
   /// register, so after a coordinator restart they resync by themselves.
   private mutating func knownWorker(_ workerID: String, peer: [UInt8], now: Double) -> WorkerRecord? {
-    guard var worker = workers[workerID], worker.online else {
+    guard var worker = workers[workerID], worker.online, worker.registered else {
       send(peer, .reregister, ReregisterMessage(reason: "the coordinator does not know worker \(workerID)"))
       return nil
     }
@@ -459,7 +490,7 @@ struct CoordinatorCore: Sendable {
     guard !queue.isEmpty else { return }
     var capacities: [String: WorkerCapacity] = [:]
     var names: [String: String] = [:]
-    for worker in workers.online where !worker.drained && !worker.peer.isEmpty {
+    for worker in workers.online where worker.registered && !worker.drained && !worker.peer.isEmpty {
       capacities[worker.advert.id] = worker.capacity
       names[worker.advert.id] = worker.advert.name
     }
@@ -475,6 +506,7 @@ struct CoordinatorCore: Sendable {
       job.workerID = worker.advert.id
       job.gpuIndices = assignment.gpuIndices
       job.startedAt = nil
+      job.assignedAt = now
       jobs[job.id] = job
       worker.holdings[job.ref] = Holding(
         gpuIndices: assignment.gpuIndices, disk: job.requirements.disk ?? 0, active: true)

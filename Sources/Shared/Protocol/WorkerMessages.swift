@@ -77,10 +77,17 @@ public struct HeartbeatMessage: Sendable, Codable {
   /// Re-advertised free VRAM and disk, so the scheduler matches on what is really free.
   public var gpus: [GPU]?
   public var diskFree: Int64?
-  public init(workerID: String, gpus: [GPU]? = nil, diskFree: Int64? = nil) {
+  /// The attempts the worker counts as its own (as in `register`), so the coordinator
+  /// notices an assignment that never arrived: one committed just before a crash, or
+  /// dropped by ZeroMQ with a connection that broke while it was in flight.
+  public var activeAttempts: [AttemptRef]?
+  public init(
+    workerID: String, gpus: [GPU]? = nil, diskFree: Int64? = nil, activeAttempts: [AttemptRef]? = nil
+  ) {
     self.workerID = workerID
     self.gpus = gpus
     self.diskFree = diskFree
+    self.activeAttempts = activeAttempts
   }
 }
 

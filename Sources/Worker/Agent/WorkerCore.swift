@@ -179,8 +179,10 @@ struct WorkerCore: Sendable {
         actions.append(
           .send(
             WireEnvelope(
-              .heartbeat, HeartbeatMessage(workerID: advert.id, gpus: advert.gpus, diskFree: advert.diskFree))
-          ))
+              .heartbeat,
+              HeartbeatMessage(
+                workerID: advert.id, gpus: advert.gpus, diskFree: advert.diskFree,
+                activeAttempts: activeAttemptRefs))))
       }
       flushLogs()
       // Reports whose acknowledgement got lost are sent again now and then.

@@ -17,7 +17,8 @@ bench_setup latency
 swift build -c release --product pinpool-bench >/dev/null
 endpoint="$PINPOOL_COORDINATOR"
 
-"$bindir/pinpool" coordinator --data "$data/coordinator" --bind "$endpoint" >"$data/coordinator.log" 2>&1 &
+# Probes are hundreds of single submits from one client: lift the per-client rate limit.
+"$bindir/pinpool" coordinator --data "$data/coordinator" --bind "$endpoint" --submit-rate 0 >"$data/coordinator.log" 2>&1 &
 coordinator=$!
 pids+=("$coordinator")
 for _ in $(seq 1 100); do

@@ -290,7 +290,7 @@ private let sampleMessages: [[Data]] = [
         .workers, WorkersRequest(requestID: "r1"), requestID: "r1", expecting: [WorkerView].self)
     }
     let elapsed = ContinuousClock.now - start
-    guard case .unreachable(let reported, _) = error else {
+    guard case .unreachable(let reported, _, _) = error else {
       Issue.record("expected unreachable, got \(String(describing: error))")
       return
     }

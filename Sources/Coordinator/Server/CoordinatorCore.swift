@@ -98,6 +98,7 @@ struct CoordinatorCore: Sendable {
           args: args, requirements: request.requirements, artifacts: request.artifacts,
           timeoutSeconds: request.timeoutSeconds, submittedAt: now))
       rows[rows.count - 1].arrayID = arrayID
+      rows[rows.count - 1].owner = request.owner
       var job = LiveJob(
         id: id, name: name, priority: request.priority, requirements: request.requirements, attempt: 0,
         retries: request.retries, failures: 0, lostCount: 0, state: .queued, workerID: nil,

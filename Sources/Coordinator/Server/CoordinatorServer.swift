@@ -8,6 +8,13 @@ public struct CoordinatorLimits: Sendable {
   public var maxBundleBytes = 64 * 1024 * 1024
   public var maxArrayJobs = 10_000
   public var maxLogLinesPerRequest = 5_000
+  /// Any one frame larger than this makes libzmq drop the connection that sent it before
+  /// the coordinator reads a byte of it; a bundle frame is the largest legitimate one.
+  public var maxMessageBytes: Int64 = 64 * 1024 * 1024 + 1024 * 1024
+  /// Submit calls per second per client (a key's name, or a connection without keys),
+  /// with bursts of `submitBurst`; 0 means no limit.
+  public var submitRate: Double = 50
+  public var submitBurst: Double = 500
   /// Finished jobs and their logs are deleted this long after they end.
   public var retentionSeconds: Double = 30 * 86400
   public init() {}
@@ -18,15 +25,18 @@ public struct CoordinatorConfiguration: Sendable {
   public var bind: String
   public var settings: CoordinatorSettings
   public var limits: CoordinatorLimits
+  /// With keys the endpoint speaks CurveZMQ and admits enrolled keys only.
+  public var keys: ServerKeys?
 
   public init(
     dataDirectory: String, bind: String = "tcp://127.0.0.1:7450", settings: CoordinatorSettings = .init(),
-    limits: CoordinatorLimits = .init()
+    limits: CoordinatorLimits = .init(), keys: ServerKeys? = nil
   ) {
     self.dataDirectory = dataDirectory
     self.bind = bind
     self.settings = settings
     self.limits = limits
+    self.keys = keys
   }
 }
 
@@ -34,29 +44,61 @@ public struct CoordinatorConfiguration: Sendable {
 /// store. All three are confined to the loop thread, so the core needs no locks.
 public final class CoordinatorServer: Sendable {
   private let loop: SocketLoop
+  /// The ZAP handler's loop, when the endpoint uses keys.
+  private let authenticator: SocketLoop?
   public let endpoint: String
 
   public init(configuration: CoordinatorConfiguration, context: ZMQContext, logger: Logger) throws {
     let store = try JobStore(directory: configuration.dataDirectory)
     let handler = try CoordinatorHandler(configuration: configuration, store: store, logger: logger)
+    if let keys = configuration.keys {
+      // Bound before the endpoint exists, so no handshake can find it missing.
+      authenticator = try SocketLoop(
+        name: "pinpool-zap", tickInterval: .seconds(3600),
+        handler: ZAPAuthenticator(keys: keys, logger: logger)
+      ) {
+        let socket = try ZMQSocket(context: context, kind: .router)
+        try socket.bind(ZAPAuthenticator.endpoint)
+        return socket
+      }
+    } else {
+      authenticator = nil
+    }
     let bound = EndpointBox()
-    loop = try SocketLoop(
-      name: "pinpool-coordinator", tickInterval: .milliseconds(250), handler: handler
-    ) {
-      let socket = try ZMQSocket(context: context, kind: .router)
-      // A worker that reconnects under the same identity takes over its old route.
-      try socket.setOption(ZMQ_ROUTER_HANDOVER, Int32(1))
-      try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
-      try socket.setOption(ZMQ_RCVHWM, Int32(100_000))
-      try socket.bind(configuration.bind)
-      bound.value = socket.lastEndpoint ?? configuration.bind
-      return socket
+    do {
+      loop = try SocketLoop(
+        name: "pinpool-coordinator", tickInterval: .milliseconds(250), handler: handler
+      ) {
+        let socket = try ZMQSocket(context: context, kind: .router)
+        // A worker that reconnects under the same identity takes over its old route.
+        try socket.setOption(ZMQ_ROUTER_HANDOVER, Int32(1))
+        try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
+        try socket.setOption(ZMQ_RCVHWM, Int32(100_000))
+        try socket.setOption64(ZMQ_MAXMSGSIZE, configuration.limits.maxMessageBytes)
+        if let keys = configuration.keys {
+          try socket.makeCurveServer(secretKey: keys.pair.secretKey, domain: ZAPAuthenticator.domain)
+        }
+        try socket.bind(configuration.bind)
+        bound.value = socket.lastEndpoint ?? configuration.bind
+        return socket
+      }
+    } catch {
+      authenticator?.shutdown()
+      throw error
     }
     endpoint = bound.value
-    logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)", "store": "\(store.path)"])
+    logger.info(
+      "coordinator listening",
+      metadata: [
+        "endpoint": "\(endpoint)", "store": "\(store.path)",
+        "security": "\(configuration.keys.map { "curve, \($0.enrolled.count) enrolled keys" } ?? "none")",
+      ])
   }
 
-  public func shutdown() { loop.shutdown() }
+  public func shutdown() {
+    loop.shutdown()
+    authenticator?.shutdown()
+  }
 }
 
 private final class EndpointBox: @unchecked Sendable {
@@ -72,11 +114,19 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   private let limits: CoordinatorLimits
   private var pendingQueries: [(peer: [UInt8], envelope: WireEnvelope)] = []
   private var lastPrune = 0.0
+  private let secured: Bool
+  /// Which worker key registered each worker id, so one enrolled worker cannot speak
+  /// for another.
+  private var workerKeys: [String: String] = [:]
+  private var submitLimiter: SubmitRateLimiter
 
   init(configuration: CoordinatorConfiguration, store: JobStore, logger: Logger) throws {
     self.store = store
     self.logger = logger
     self.limits = configuration.limits
+    secured = configuration.keys != nil
+    submitLimiter = SubmitRateLimiter(
+      rate: configuration.limits.submitRate, burst: configuration.limits.submitBurst)
     core = CoordinatorCore(settings: configuration.settings, nextJobID: try store.maxJobID() + 1)
     let now = Timestamp.now()
     for (job, cursor) in try store.liveJobs() { core.restore(job: job, cursor: cursor) }
@@ -85,9 +135,17 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     }
   }
 
+  var wantsOrigins: Bool { true }
+
   func received(_ messages: [[Data]], io: SocketLoopIO) {
+    received(messages, origins: [], io: io)
+  }
+
+  func received(_ messages: [[Data]], origins: [MessageOrigin], io: SocketLoopIO) {
     var now = Timestamp.now()
-    for frames in messages {
+    for (index, frames) in messages.enumerated() {
+      let origin = index < origins.count ? origins[index] : MessageOrigin()
+      let identity = secured ? origin.userID.flatMap(PeerIdentity.init(userID:)) : nil
       // Each message is stamped when it is handled: liveness must not count the time a
       // long batch spent on the messages before it against a worker.
       now = Timestamp.now()
@@ -103,7 +161,14 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
         continue
       }
       do {
-        try dispatch(peer: peer, envelope: envelope, now: now)
+        try dispatch(peer: peer, envelope: envelope, identity: identity, address: origin.address, now: now)
+      } catch let error as AccessError {
+        logger.warning(
+          "refused a request", metadata: ["type": "\(envelope.type.rawValue)", "error": "\(error)"])
+        let requestID = (try? envelope.decode(RequestIDOnly.self))?.requestID
+        io.send(
+          [frames[0]]
+            + WireEnvelope(.error, ErrorReply(requestID: requestID, message: error.description)).frames)
       } catch let error as WireError {
         logger.warning(
           "refused a message", metadata: ["type": "\(envelope.type.rawValue)", "error": "\(error)"])
@@ -133,7 +198,13 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     }
   }
 
-  private func dispatch(peer: [UInt8], envelope: WireEnvelope, now: Double) throws {
+  private func dispatch(
+    peer: [UInt8], envelope: WireEnvelope, identity: PeerIdentity?, address: String?, now: Double
+  ) throws {
+    if secured {
+      if let refusal = Authorization.refusal(envelope.type, from: identity) { throw AccessError(refusal) }
+      try checkWorkerKey(envelope, identity: identity)
+    }
     switch envelope.type {
     case .register: core.register(peer: peer, message: try envelope.decode(RegisterMessage.self), now: now)
     case .heartbeat: core.heartbeat(peer: peer, message: try envelope.decode(HeartbeatMessage.self), now: now)
@@ -141,7 +212,7 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     case .progress: core.progress(peer: peer, message: try envelope.decode(ProgressMessage.self), now: now)
     case .finished: core.finished(peer: peer, message: try envelope.decode(FinishedMessage.self), now: now)
     case .cleanup: core.cleanup(peer: peer, message: try envelope.decode(CleanupMessage.self), now: now)
-    case .submit: try submit(peer: peer, envelope: envelope, now: now)
+    case .submit: try submit(peer: peer, envelope: envelope, identity: identity, address: address, now: now)
     case .cancel:
       var request = try envelope.decode(CancelRequest.self)
       if let array = request.array {
@@ -152,8 +223,14 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
         request.jobIDs += ids.map(String.init)
       }
       for text in request.jobIDs {
-        guard let id = Int64(text), try store.jobExists(id) else {
+        guard let id = Int64(text), let owner = try store.jobOwner(id) else {
           throw WireError.malformedHeader(type: "cancel", detail: "no job '\(text)'")
+        }
+        if secured, !Authorization.mayCancel(identity, jobOwner: owner) {
+          throw AccessError(
+            "job \(text) was submitted by \(owner ?? "someone without a key"); "
+              + "\(identity.map(\.description) ?? "a client") may cancel only its own jobs (an admin may cancel any)"
+          )
         }
       }
       core.cancel(peer: peer, request: request, now: now)
@@ -169,8 +246,36 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     }
   }
 
-  private func submit(peer: [UInt8], envelope: WireEnvelope, now: Double) throws {
-    let request = try envelope.decode(SubmitRequest.self)
+  /// A worker key speaks only for the worker ids it registered.
+  private func checkWorkerKey(_ envelope: WireEnvelope, identity: PeerIdentity?) throws {
+    guard let identity, identity.role == .worker else { return }
+    let workerID: String
+    switch envelope.type {
+    case .register: workerID = try envelope.decode(RegisterMessage.self).worker.id
+    case .heartbeat, .logBatch, .progress, .finished, .cleanup:
+      workerID = try envelope.decode(WorkerIDOnly.self).workerID
+    default: return
+    }
+    if let owner = workerKeys[workerID], owner != identity.name {
+      throw AccessError("worker \(workerID) belongs to worker key \(owner), not \(identity.name)")
+    }
+    if envelope.type == .register { workerKeys[workerID] = identity.name }
+  }
+
+  private func submit(
+    peer: [UInt8], envelope: WireEnvelope, identity: PeerIdentity?, address: String?, now: Double
+  ) throws {
+    var request = try envelope.decode(SubmitRequest.self)
+    // The owner is who the handshake says, never what the request claims.
+    request.owner = identity?.name
+    // A client is its key; without keys, its host (a new CLI process is a new connection).
+    let client = identity?.userID ?? address ?? peer.map { String($0, radix: 16) }.joined()
+    if let wait = submitLimiter.take(client, now: now) {
+      throw AccessError(
+        "too many submits: at most \(limits.submitRate.formatted()) a second per client "
+          + "(bursts of \(Int(limits.submitBurst))); try again in \(String(format: "%.1f", wait)) s, "
+          + "or submit many jobs at once with --array")
+    }
     guard let bundleData = envelope.payload.first else {
       throw WireError.missingPayload(type: "submit", detail: "no bundle frame")
     }
@@ -294,4 +399,9 @@ enum QueryError: Error, CustomStringConvertible {
     case .noJob(let id): "no job '\(id)'; see `pinpool jobs`"
     }
   }
+}
+
+/// Just the sender's worker id, which every worker message after `register` carries.
+private struct WorkerIDOnly: Decodable {
+  var workerID: String
 }

@@ -109,6 +109,10 @@ final class JobStore {
       try db.execute(sql: "CREATE INDEX jobs_by_array ON jobs(array_id) WHERE array_id IS NOT NULL")
       try db.execute(sql: "CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL")
     }
+    migrator.registerMigration("v4-owner") { db in
+      // The client key a job was submitted with; NULL on a pool without keys.
+      try db.execute(sql: "ALTER TABLE jobs ADD COLUMN owner TEXT")
+    }
     return migrator
   }
 
@@ -138,14 +142,15 @@ final class JobStore {
       let statement = try db.cachedStatement(
         sql: """
           INSERT INTO jobs (id, name, state, priority, retries, entry, args, requirements, artifacts,
-            timeout, bundle_hash, submitted_at, array_id) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            timeout, bundle_hash, submitted_at, array_id, owner)
+          VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           """)
       let requirements = rows.first.map { json($0.requirements) } ?? "{}"
       let artifacts = rows.first.map { json($0.artifacts) } ?? "[]"
       for row in rows {
         try statement.execute(arguments: [
           row.id, row.name, row.priority, row.retries, row.entry, row.args.serialized(), requirements,
-          artifacts, row.timeoutSeconds, hash, row.submittedAt, row.arrayID,
+          artifacts, row.timeoutSeconds, hash, row.submittedAt, row.arrayID, row.owner,
         ])
       }
     case .jobAssigned(let id, let attempt, let workerID, let workerName, let gpus, let at):
@@ -462,6 +467,17 @@ final class JobStore {
 
   func jobExists(_ id: Int64) throws(StoreError) -> Bool {
     try read { try Bool.fetchOne($0, sql: "SELECT 1 FROM jobs WHERE id = ?", arguments: [id]) ?? false }
+  }
+
+  /// The job's owner: nil when there is no such job, `.some(nil)` for a job submitted
+  /// without keys.
+  func jobOwner(_ id: Int64) throws(StoreError) -> String?? {
+    try read { db -> String?? in
+      guard let row = try Row.fetchOne(db, sql: "SELECT owner FROM jobs WHERE id = ?", arguments: [id]) else {
+        return nil
+      }
+      return .some(row["owner"] as String?)
+    }
   }
 }
 

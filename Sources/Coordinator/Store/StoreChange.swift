@@ -34,4 +34,5 @@ struct NewJobRow: Sendable {
   var artifacts: [String]
   var timeoutSeconds: Double?
   var submittedAt: Double
+  var owner: String? = nil
 }

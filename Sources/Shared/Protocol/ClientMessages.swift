@@ -13,6 +13,9 @@ public struct SubmitRequest: Sendable, Codable {
   public var artifacts: [String]
   /// One job per index, each seeing it as `args.index`; nil for a single job.
   public var arrayIndices: [Int]?
+  /// Who submitted it: the name of the client key the connection was admitted with. Set
+  /// by the coordinator (whatever a client puts here is replaced); nil without keys.
+  public var owner: String?
 
   public init(
     requestID: String, name: String, entry: String, args: JSONValue, requirements: Requirements,

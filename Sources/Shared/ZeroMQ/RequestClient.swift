@@ -10,8 +10,12 @@ public final class RequestClient {
   private let socket: ZMQSocket
   public var timeout: Duration
 
-  public init(endpoint: String, timeout: Duration = .seconds(5)) throws(ClientError) {
+  /// Whether the conversation is authenticated, so a timeout can say what to check.
+  private let secured: Bool
+
+  public init(endpoint: String, timeout: Duration = .seconds(5), keys: PeerKeys? = nil) throws(ClientError) {
     self.endpoint = endpoint
+    secured = keys != nil
     self.timeout = timeout
     context = ZMQContext()
     do {
@@ -20,6 +24,7 @@ public final class RequestClient {
       // Queue nothing for a peer that is not there, so a dead coordinator gives a
       // timeout instead of a message delivered minutes later.
       try socket.setOption(ZMQ_IMMEDIATE, Int32(1))
+      if let keys { try socket.makeCurveClient(keys) }
       try socket.connect(endpoint)
     } catch {
       throw .connect(endpoint: endpoint, detail: error.description)
@@ -46,14 +51,14 @@ public final class RequestClient {
       }
       if sent { break }
       guard let remaining = remainingMs(until: deadline), remaining > 0 else {
-        throw .unreachable(endpoint: endpoint, seconds: timeout.seconds)
+        throw .unreachable(endpoint: endpoint, seconds: timeout.seconds, secured: secured)
       }
       var item = zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLOUT), revents: 0)
       _ = zmq_poll(&item, 1, min(remaining, 50))
     }
     while true {
       guard let remaining = remainingMs(until: deadline), remaining > 0 else {
-        throw .unreachable(endpoint: endpoint, seconds: timeout.seconds)
+        throw .unreachable(endpoint: endpoint, seconds: timeout.seconds, secured: secured)
       }
       var item = zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
       let rc = zmq_poll(&item, 1, remaining)
@@ -106,7 +111,7 @@ public final class RequestClient {
 
 public enum ClientError: Error, CustomStringConvertible, Sendable {
   case connect(endpoint: String, detail: String)
-  case unreachable(endpoint: String, seconds: Double)
+  case unreachable(endpoint: String, seconds: Double, secured: Bool)
   case transport(endpoint: String, detail: String)
   case badReply(detail: String)
   case refused(String)
@@ -114,9 +119,12 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
   public var description: String {
     switch self {
     case .connect(let ep, let detail): "cannot connect to coordinator at \(ep): \(detail)"
-    case .unreachable(let ep, let seconds):
+    case .unreachable(let ep, let seconds, let secured):
       "no answer from the coordinator at \(ep) within \(Int(seconds)) s; is `pinpool coordinator` running there? "
         + "(set --coordinator or PINPOOL_COORDINATOR)"
+        + (secured
+          ? " If it runs, it may not have enrolled this key, or coordinator.key may not be its key."
+          : " If it uses keys, pass --keys DIR (or set PINPOOL_KEYS).")
     case .transport(let ep, let detail): "talking to the coordinator at \(ep) failed: \(detail)"
     case .badReply(let detail): "the coordinator sent a reply this client cannot read: \(detail)"
     case .refused(let message): message

@@ -14,6 +14,17 @@ public protocol SocketLoopHandler: AnyObject, Sendable {
   func received(_ messages: [[Data]], io: SocketLoopIO)
   /// Called every `tickInterval` and after each batch, so timers need no thread of their own.
   func tick(io: SocketLoopIO)
+  /// Whether `received(_:origins:io:)` needs where each message came from.
+  var wantsOrigins: Bool { get }
+  /// As `received(_:io:)`, with each message's origin (its key's identity, its address).
+  func received(_ messages: [[Data]], origins: [MessageOrigin], io: SocketLoopIO)
+}
+
+extension SocketLoopHandler {
+  public var wantsOrigins: Bool { false }
+  public func received(_ messages: [[Data]], origins: [MessageOrigin], io: SocketLoopIO) {
+    received(messages, io: io)
+  }
 }
 
 /// The loop thread's view of its socket, given to the handler.
@@ -152,6 +163,7 @@ public final class SocketLoop: Sendable {
     }
     startup.signal(nil)
     defer { io.socket.close() }
+    let wantsOrigins = handler.wantsOrigins
 
     var nextTick = ContinuousClock.now.advanced(by: .milliseconds(tickMs))
     while true {
@@ -187,10 +199,21 @@ public final class SocketLoop: Sendable {
       var batch: [[Data]] = []
       // Bounded, so one batch (one transaction on the coordinator) stays short and the
       // clock a batch is handled with stays close to when its messages arrived.
-      while batch.count < 256, let frames = try? io.socket.receive() {
-        batch.append(frames)
+      if wantsOrigins {
+        var origins: [MessageOrigin] = []
+        var origin = MessageOrigin()
+        while batch.count < 256, let frames = try? io.socket.receive(origin: &origin) {
+          batch.append(frames)
+          origins.append(origin)
+          origin = MessageOrigin()
+        }
+        if !batch.isEmpty { handler.received(batch, origins: origins, io: io) }
+      } else {
+        while batch.count < 256, let frames = try? io.socket.receive() {
+          batch.append(frames)
+        }
+        if !batch.isEmpty { handler.received(batch, io: io) }
       }
-      if !batch.isEmpty { handler.received(batch, io: io) }
       // Timers only: a handler does its per-batch work in `received`.
       if ContinuousClock.now >= nextTick {
         handler.tick(io: io)

@@ -101,6 +101,19 @@ public final class ZMQSocket {
   /// Receives one whole multipart message, or nil when none is waiting. Each frame is
   /// copied out of its `zmq_msg_t` and "more" is read before the message is closed.
   public func receive(dontWait: Bool = true) throws(ZMQError) -> [Data]? {
+    var ignored = MessageOrigin()
+    return try receive(dontWait: dontWait, origin: &ignored, readOrigin: false)
+  }
+
+  /// Receives one whole message with where it came from: the User-Id its connection's
+  /// ZAP handler gave (nil without authentication) and the peer's address.
+  public func receive(dontWait: Bool = true, origin: inout MessageOrigin) throws(ZMQError) -> [Data]? {
+    try receive(dontWait: dontWait, origin: &origin, readOrigin: true)
+  }
+
+  private func receive(dontWait: Bool, origin: inout MessageOrigin, readOrigin: Bool) throws(ZMQError)
+    -> [Data]?
+  {
     var frames: [Data] = []
     while true {
       var message = zmq_msg_t()
@@ -119,9 +132,45 @@ public final class ZMQSocket {
       } else {
         frames.append(Data(bytes: zmq_msg_data(&message), count: size))
       }
+      if readOrigin, origin.address == nil {
+        // Read before closing: the properties live in the message's metadata (which a
+        // ROUTER's routing-id frame does not carry, so every frame is asked).
+        origin.userID = zmq_msg_gets(&message, "User-Id").map { String(cString: $0) }
+        origin.address = zmq_msg_gets(&message, "Peer-Address").map { String(cString: $0) }
+      }
       let more = zmq_msg_more(&message) != 0
       zmq_msg_close(&message)
       if !more { return frames }
     }
+  }
+
+  // MARK: CurveZMQ
+
+  /// Makes this (bound) socket a CURVE server whose handshakes the ZAP handler on
+  /// `inproc://zeromq.zap.01` decides. That handler must be bound first: libzmq's option
+  /// to refuse everyone when it is missing (ZMQ_ZAP_ENFORCE_DOMAIN) is draft API.
+  public func makeCurveServer(secretKey: CurveKey, domain: String) throws(ZMQError) {
+    try setOption(ZMQ_CURVE_SERVER, Int32(1))
+    try setOption(ZMQ_CURVE_SECRETKEY, string: secretKey.z85 + "\0")
+    try setOption(ZMQ_ZAP_DOMAIN, string: domain)
+  }
+
+  /// Makes this (connecting) socket a CURVE client of the server with `serverKey`.
+  public func makeCurveClient(_ keys: PeerKeys) throws(ZMQError) {
+    try setOption(ZMQ_CURVE_SERVERKEY, string: keys.serverKey.z85 + "\0")
+    try setOption(ZMQ_CURVE_PUBLICKEY, string: keys.pair.publicKey.z85 + "\0")
+    try setOption(ZMQ_CURVE_SECRETKEY, string: keys.pair.secretKey.z85 + "\0")
+  }
+}
+
+/// Where a received message came from, as libzmq knows it.
+public struct MessageOrigin: Sendable, Hashable {
+  /// What the ZAP handler said the connection is (`ROLE:NAME` on a coordinator with keys).
+  public var userID: String?
+  /// The peer's IP address (TCP connections only).
+  public var address: String?
+  public init(userID: String? = nil, address: String? = nil) {
+    self.userID = userID
+    self.address = address
   }
 }

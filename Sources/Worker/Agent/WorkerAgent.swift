@@ -26,6 +26,8 @@ public struct WorkerConfiguration: Sendable {
   public var runtimeDirectory: String?
 
   public var runtimeRoot: String { runtimeDirectory ?? root + "/runtime" }
+  /// With keys the worker speaks CurveZMQ to a coordinator that enrolled its public key.
+  public var keys: PeerKeys?
 
   public init(coordinator: String, root: String) {
     self.coordinator = coordinator
@@ -161,6 +163,7 @@ public actor WorkerAgent {
   public func run() async throws {
     let sink = self.sink
     let endpoint = configuration.coordinator
+    let keys = configuration.keys
     let context = self.context
     let handler = WorkerSocketHandler(sink: sink)
     let loop = try SocketLoop(name: "pinpool-worker", tickInterval: .milliseconds(50), handler: handler) {
@@ -168,6 +171,7 @@ public actor WorkerAgent {
       try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
       try socket.setOption(ZMQ_RECONNECT_IVL, Int32(100))
       try socket.setOption(ZMQ_RECONNECT_IVL_MAX, Int32(5000))
+      if let keys { try socket.makeCurveClient(keys) }
       try socket.connect(endpoint)
       return socket
     }
@@ -209,7 +213,12 @@ public actor WorkerAgent {
       for ref in known ?? core.attempts.keys where core.attempts[ref] == nil { spool.forget(ref) }
     }
     switch event {
-    case .message(let envelope): core.received(envelope, now: now)
+    case .message(let envelope):
+      if envelope.type == .error, let refusal = try? envelope.decode(ErrorReply.self) {
+        // Refusals (a key without the worker role, a malformed report) are the operator's to see.
+        logger.warning("the coordinator refused a message", metadata: ["error": "\(refusal.message)"])
+      }
+      core.received(envelope, now: now)
     case .tick:
       if now - lastResourceRefresh > 10 {
         lastResourceRefresh = now

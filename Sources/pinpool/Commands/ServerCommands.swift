@@ -14,7 +14,22 @@ struct CoordinatorCommand: AsyncParsableCommand {
   )
   @Option(help: "Folder for the job store (SQLite) and logs.") var data: String
   @Option(help: "The ZeroMQ endpoint to listen on.") var bind = "tcp://127.0.0.1:7450"
+  @Option(
+    help: ArgumentHelp(
+      "Use CurveZMQ: DIR holds coordinator.key_secret and the enrolled public keys in workers/, clients/, admins/.",
+      valueName: "dir"))
+  var keys: String?
   @Flag(help: "Allow a non-loopback bind without keys.") var insecure = false
+  @Option(
+    help: ArgumentHelp(
+      "Largest frame accepted, e.g. 65MiB; a larger one drops its connection.", valueName: "size"))
+  var maxMessage: String = "65MiB"
+  @Option(help: ArgumentHelp("Largest job bundle accepted, e.g. 64MiB.", valueName: "size"))
+  var maxBundle: String = "64MiB"
+  @Option(help: ArgumentHelp("Submit calls per second per client (0: no limit).", valueName: "n"))
+  var submitRate: Double = 50
+  @Option(help: ArgumentHelp("Submit calls a client may make in a burst.", valueName: "n"))
+  var submitBurst: Double = 500
   @Option(help: "Seconds between heartbeats.") var heartbeatInterval: Double = 5
   @Option(help: "Missed heartbeats before a worker counts as offline.") var liveness: Int = 6
   @Option(help: ArgumentHelp("Keep finished jobs and their logs this long, e.g. 30d.", valueName: "duration"))
@@ -25,7 +40,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var aging: String = "10m"
 
   func run() async throws {
-    try checkBind(bind, insecure: insecure)
+    var serverKeys: ServerKeys?
+    if let keys {
+      guard CurveKeyPair.isSupported else {
+        throw CLIError("--keys: this libzmq was built without CURVE support")
+      }
+      do { serverKeys = try ServerKeys.load(keys) } catch { throw CLIError("--keys: \(error)") }
+    }
+    try checkBind(bind, insecure: insecure, keys: serverKeys != nil)
     var limits = CoordinatorLimits()
     var settings = CoordinatorSettings(heartbeatInterval: heartbeatInterval, liveness: liveness)
     do {
@@ -34,13 +56,29 @@ struct CoordinatorCommand: AsyncParsableCommand {
     } catch {
       throw CLIError("--retention/--aging: \(error)")
     }
+    do {
+      limits.maxBundleBytes = Int(try ByteSize(parsing: maxBundle).bytes)
+      limits.maxMessageBytes = try ByteSize(parsing: maxMessage).bytes
+    } catch {
+      throw CLIError("--max-bundle/--max-message: \(error)")
+    }
+    guard limits.maxMessageBytes > Int64(limits.maxBundleBytes) else {
+      throw CLIError(
+        "--max-message (\(maxMessage)) must be larger than --max-bundle (\(maxBundle)): a bundle travels in one frame"
+      )
+    }
+    guard submitRate >= 0, submitBurst >= 1 else {
+      throw CLIError("--submit-rate must be 0 or more and --submit-burst 1 or more")
+    }
+    limits.submitRate = submitRate
+    limits.submitBurst = submitBurst
     let logger = makeLogger("coordinator")
     let context = ZMQContext()
     let server: CoordinatorServer
     do {
       server = try CoordinatorServer(
         configuration: CoordinatorConfiguration(
-          dataDirectory: data, bind: bind, settings: settings, limits: limits),
+          dataDirectory: data, bind: bind, settings: settings, limits: limits, keys: serverKeys),
         context: context, logger: logger)
     } catch {
       throw CLIError("cannot start the coordinator: \(error)")
@@ -64,6 +102,11 @@ struct WorkerCommand: AsyncParsableCommand {
   @Option(help: "The coordinator's endpoint.") var coordinator =
     ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
   @Option(help: "The worker's own folder: workspaces, runtime, caches.") var root: String
+  @Option(
+    help: ArgumentHelp(
+      "Use CurveZMQ: DIR holds this worker's key pair and the coordinator's coordinator.key.",
+      valueName: "dir"))
+  var keys: String?
   @Option(help: "The name people use for this worker (default: the host name).") var name: String?
   @Option(name: .customLong("label"), help: ArgumentHelp("A label jobs can require.", valueName: "key=value"))
   var labels: [String] = []
@@ -132,6 +175,9 @@ struct WorkerCommand: AsyncParsableCommand {
     configuration.name = name
     configuration.slots = slots
     configuration.passEnvironment = passEnv
+    if let keys {
+      do { configuration.keys = try PeerKeys.load(keys) } catch { throw CLIError("--keys: \(error)") }
+    }
     configuration.useRuntime = !noRuntime
     configuration.runtimeDirectory = runtimeDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     configuration.shellOptions = ShellOptions(terminationGrace: .milliseconds(Int(killGrace * 1000)))
@@ -173,7 +219,7 @@ struct DevCommand: AsyncParsableCommand {
   @Option(help: "Jobs the local worker runs at once.") var slots: Int = 2
 
   func run() async throws {
-    try checkBind(bind, insecure: false)
+    try checkBind(bind, insecure: false, keys: false)
     let folder = URL(
       fileURLWithPath: data ?? (FileManager.default.homeDirectoryForCurrentDirectory() + "/.pinpool/dev")
     ).standardizedFileURL.path
@@ -213,14 +259,15 @@ extension FileManager {
 }
 
 /// Refuses to listen beyond loopback without keys unless told to.
-func checkBind(_ endpoint: String, insecure: Bool) throws {
-  guard endpoint.hasPrefix("tcp://") else { return }
+func checkBind(_ endpoint: String, insecure: Bool, keys: Bool) throws {
+  guard endpoint.hasPrefix("tcp://"), !keys else { return }
   let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
   let loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host.hasPrefix("127.")
   if !loopback && !insecure {
     throw CLIError(
       "refusing to listen on \(endpoint) without keys: anyone who can reach it could run commands on your workers. "
-        + "Bind to 127.0.0.1, or pass --insecure on a network you trust.")
+        + "Give --keys DIR (see `pinpool keys generate`), bind to 127.0.0.1, or pass --insecure on a network you trust."
+    )
   }
 }
 

@@ -16,9 +16,21 @@ struct ClientOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Seconds to wait for the coordinator's answer.", valueName: "seconds"))
   var replyTimeout: Double = 5
 
+  @Option(
+    help: ArgumentHelp(
+      "Folder with your key pair and the coordinator's public key, for a coordinator with keys "
+        + "(or set PINPOOL_KEYS).", valueName: "dir"))
+  var keys: String?
+
   func client() throws -> RequestClient {
+    var peerKeys: PeerKeys?
+    let folder = keys ?? ProcessInfo.processInfo.environment["PINPOOL_KEYS"].flatMap { $0.isEmpty ? nil : $0 }
+    if let folder {
+      do { peerKeys = try PeerKeys.load(folder) } catch { throw CLIError("--keys: \(error)") }
+    }
     do {
-      return try RequestClient(endpoint: coordinator, timeout: .milliseconds(Int(replyTimeout * 1000)))
+      return try RequestClient(
+        endpoint: coordinator, timeout: .milliseconds(Int(replyTimeout * 1000)), keys: peerKeys)
     } catch {
       throw CLIError(error.description)
     }

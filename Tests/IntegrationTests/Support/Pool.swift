@@ -44,13 +44,16 @@ final class Pool: @unchecked Sendable {
   var dataDirectory: String { directory.appendingPathComponent("coordinator").path }
   func workerRoot(_ name: String) -> String { directory.appendingPathComponent("worker-\(name)").path }
 
-  func startCoordinator(liveness: Int = 10) throws {
+  /// Variables every `cli` call gets (a test of a pool with keys sets PINPOOL_KEYS here).
+  var cliEnvironment: [String: String] = [:]
+
+  func startCoordinator(liveness: Int = 10, extra: [String] = []) throws {
     coordinator = try spawn(
       "coordinator",
       [
         "coordinator", "--data", dataDirectory, "--bind", endpoint, "--heartbeat-interval", "\(heartbeat)",
         "--liveness", "\(liveness)",
-      ])
+      ] + extra)
     try waitUntil("the coordinator answers", timeout: 30) { self.cli(["workers", "--json"]).status == 0 }
   }
 
@@ -67,7 +70,7 @@ final class Pool: @unchecked Sendable {
   /// independent of the network.
   func startWorker(
     _ name: String, gpus: [String] = [], slots: Int = 1, extra: [String] = [],
-    environment: [String: String] = [:], runtime: Bool = false
+    environment: [String: String] = [:], runtime: Bool = false, waitForRegistration: Bool = true
   ) throws {
     var arguments = [
       "worker", "--coordinator", endpoint, "--root", workerRoot(name), "--name", name, "--slots", "\(slots)",
@@ -79,6 +82,7 @@ final class Pool: @unchecked Sendable {
     for gpu in gpus { arguments += ["--gpu", gpu] }
     workers[name] = try spawn(
       "worker-\(name)", arguments + extra.filter { $0 != "--probe-gpus" }, environment: environment)
+    guard waitForRegistration else { return }
     try waitUntil("worker \(name) registers", timeout: 30) {
       guard let views: [WorkerView] = try? self.json(["workers"]) else { return false }
       return views.contains { $0.name == name && $0.state == .online }
@@ -110,6 +114,11 @@ final class Pool: @unchecked Sendable {
   }
 
   /// The daemon logs, for a failing test's message.
+  /// What one daemon ("coordinator", "worker-NAME") has written so far.
+  func daemonLog(_ name: String) -> String {
+    logs[name].flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
+  }
+
   func daemonLogs() -> String {
     logs.map { name, url in "--- \(name)\n" + ((try? String(contentsOf: url, encoding: .utf8)) ?? "") }
       .joined(
@@ -130,7 +139,7 @@ final class Pool: @unchecked Sendable {
     process.executableURL = URL(fileURLWithPath: Self.binary)
     process.arguments = arguments + (needsEndpoint(arguments) ? ["--coordinator", endpoint] : [])
     var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
+    for (key, value) in cliEnvironment.merging(environment, uniquingKeysWith: { $1 }) { env[key] = value }
     process.environment = env
     let out = Pipe()
     let err = Pipe()
@@ -155,12 +164,12 @@ final class Pool: @unchecked Sendable {
 
   private func needsEndpoint(_ arguments: [String]) -> Bool {
     guard let command = arguments.first else { return false }
-    return !["validate", "coordinator", "worker", "dev"].contains(command)
+    return !["validate", "coordinator", "worker", "dev", "keys"].contains(command)
       && !arguments.contains("--coordinator")
   }
 
-  func json<T: Decodable>(_ arguments: [String]) throws -> T {
-    let result = cli(arguments + ["--json"])
+  func json<T: Decodable>(_ arguments: [String], environment: [String: String] = [:]) throws -> T {
+    let result = cli(arguments + ["--json"], environment: environment)
     guard result.status == 0 else {
       throw PoolError(
         "`pinpool \(arguments.joined(separator: " "))` failed (\(result.status)): \(result.stderr)")

@@ -88,6 +88,45 @@ private func worker(
   }
 }
 
+@Suite struct JobQueueScanTests {
+  @Test func scanMergesClassesInServiceOrderAndSkipsAClassAtOnce() {
+    var queue = JobQueue()
+    // Class 1: many identical big jobs; class 2: small ones interleaved, one urgent.
+    for id in 1...1000 as ClosedRange<Int64> { queue.insert(.init(priority: 0, id: id, requirementClass: 1)) }
+    for id in [1001, 1002, 1003] as [Int64] { queue.insert(.init(priority: 0, id: id, requirementClass: 2)) }
+    queue.insert(.init(priority: 9, id: 1004, requirementClass: 2))
+    queue.remove(.init(priority: 0, id: 1, requirementClass: 1))
+    #expect(queue.count == 1003)
+    var visited: [Int64] = []
+    queue.scan { key in
+      visited.append(key.id)
+      return key.requirementClass == 1 ? .skipClass : .next
+    }
+    // The urgent one first, one visit for the whole big class, then the small ones.
+    #expect(visited == [1004, 2, 1001, 1002, 1003])
+    var first: [Int64] = []
+    queue.scan { key in
+      first.append(key.id)
+      return first.count == 3 ? .stop : .next
+    }
+    #expect(first == [1004, 2, 3])
+  }
+
+  @Test func takingFromTheFrontKeepsOrderAcrossCompaction() {
+    var queue = JobQueue()
+    for id in 1...500 as ClosedRange<Int64> { queue.insert(.init(priority: 0, id: id, requirementClass: 1)) }
+    for id in 1...300 as ClosedRange<Int64> { queue.remove(.init(priority: 0, id: id, requirementClass: 1)) }
+    // A requeued job goes back to the front of its priority.
+    queue.insert(.init(priority: 0, id: 7, requirementClass: 1))
+    #expect(queue.keys.map(\.id) == [7] + Array(301...500))
+    for id in 301...500 as ClosedRange<Int64> {
+      queue.remove(.init(priority: 0, id: id, requirementClass: 1))
+    }
+    queue.remove(.init(priority: 0, id: 7, requirementClass: 1))
+    #expect(queue.isEmpty && queue.keys.isEmpty)
+  }
+}
+
 @Suite struct MatchingTests {
   @Test func bestFitPicksTheSmallestCardThatIsBigEnough() throws {
     let cap = capacity(gpus: [gpu(0, 80), gpu(1, 24), gpu(2, 48)])

@@ -32,11 +32,13 @@ enum Scheduler {
     // Requirements already found not to fit anywhere in this pass; with 100,000 jobs
     // of a few shapes queued, each shape is tried once, not once per job.
     var unplaceable: Set<Requirements> = []
-    var unplaceableClasses: Set<Int> = []
-    for key in queue.keys {
-      if freeSlots == 0 { break }
-      if key.requirementClass != 0, unplaceableClasses.contains(key.requirementClass) { continue }
-      guard let job = jobs[key.id], !unplaceable.contains(job.requirements) else { continue }
+    queue.scan { key in
+      if freeSlots == 0 { return .stop }
+      // Jobs of one class (non-zero) share their requirements: when this one fits
+      // nowhere, neither does any later one of the class.
+      let skip: JobQueue.ScanStep = key.requirementClass != 0 ? .skipClass : .next
+      guard let job = jobs[key.id] else { return .next }
+      if unplaceable.contains(job.requirements) { return skip }
       var best: (id: String, placement: Placement, load: Int)?
       for (workerID, capacity) in capacities where capacity.freeSlots > 0 && !reserved.contains(workerID) {
         guard case .success(let placement) = Matching.place(job.requirements, on: capacity) else { continue }
@@ -52,19 +54,19 @@ enum Scheduler {
         if now - job.submittedAt > agingSeconds,
           let hold = idealWorker(for: job, capacities, names, except: reserved)
         {
+          // The oldest aged job of a shape holds one worker; the rest of its class waits behind it.
           reserved.insert(hold)
-        } else if key.requirementClass != 0 {
-          unplaceableClasses.insert(key.requirementClass)
-        } else {
-          unplaceable.insert(job.requirements)
+          return skip
         }
-        continue
+        unplaceable.insert(job.requirements)
+        return skip
       }
       result.append(Assignment(jobID: job.id, workerID: best.id, gpuIndices: best.placement.gpuIndices))
       capacities[best.id]!.freeSlots -= 1
       capacities[best.id]!.reservedGPUIndices.formUnion(best.placement.gpuIndices)
       capacities[best.id]!.diskFree -= job.requirements.disk ?? 0
       freeSlots -= 1
+      return .next
     }
     return result
   }

@@ -6,7 +6,14 @@ struct LiveJob: Sendable {
   var id: Int64
   var name: String
   var priority: Int
-  var requirements: Requirements
+  /// Held by reference: the jobs of one array (or one shape, once the core has interned
+  /// it) share one copy, which keeps a job's entry in the coordinator's job table small —
+  /// with 100,000 queued jobs that table is most of the coordinator's memory.
+  private(set) var requirementsBox: RequirementsBox
+  var requirements: Requirements {
+    get { requirementsBox.value }
+    set { requirementsBox = RequirementsBox(newValue) }
+  }
   var attempt: Int
   var retries: Int
   var failures: Int
@@ -22,6 +29,33 @@ struct LiveJob: Sendable {
   var timeoutSeconds: Double?
   var cancelRequested = false
   var timedOut = false
+
+  init(
+    id: Int64, name: String, priority: Int, requirements: Requirements, attempt: Int, retries: Int,
+    failures: Int, lostCount: Int, state: JobState, workerID: String?, gpuIndices: [Int] = [],
+    submittedAt: Double, startedAt: Double? = nil, timeoutSeconds: Double? = nil
+  ) {
+    self.id = id
+    self.name = name
+    self.priority = priority
+    self.requirementsBox = RequirementsBox(requirements)
+    self.attempt = attempt
+    self.retries = retries
+    self.failures = failures
+    self.lostCount = lostCount
+    self.state = state
+    self.workerID = workerID
+    self.gpuIndices = gpuIndices
+    self.submittedAt = submittedAt
+    self.startedAt = startedAt
+    self.timeoutSeconds = timeoutSeconds
+  }
+
+  /// Points the job at an equal, shared copy of its requirements.
+  mutating func share(_ box: RequirementsBox) {
+    precondition(box.value == requirementsBox.value, "shared requirements must be equal")
+    requirementsBox = box
+  }
 
   var idText: String { String(id) }
   var ref: AttemptRef { AttemptRef(jobID: idText, attempt: attempt) }
@@ -41,4 +75,10 @@ struct LiveJob: Sendable {
 
   var requirementClass = 0
   var queueKey: QueueKey { QueueKey(priority: priority, id: id, requirementClass: requirementClass) }
+}
+
+/// An immutable, shareable copy of a job's requirements.
+final class RequirementsBox: Sendable {
+  let value: Requirements
+  init(_ value: Requirements) { self.value = value }
 }

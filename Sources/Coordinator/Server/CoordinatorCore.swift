@@ -12,14 +12,20 @@ struct CoordinatorCore: Sendable {
   /// Per job: the attempt whose log is being written and how far it is stored.
   private(set) var logCursors: [Int64: LogCursor] = [:]
   private var actions: [CoordinatorAction] = []
-  /// Distinct requirements seen, numbered from 1 (see `LiveJob.QueueKey`).
-  private var requirementClasses: [Requirements: Int] = [:]
+  /// Distinct requirements seen, numbered from 1 (see `LiveJob.QueueKey`), each with the
+  /// one copy the jobs of that shape share.
+  private var requirementClasses: [Requirements: (number: Int, box: RequirementsBox)] = [:]
 
-  private mutating func requirementClass(_ requirements: Requirements) -> Int {
-    if let known = requirementClasses[requirements] { return known }
+  /// Numbers the job's requirements and points it at the shared copy.
+  private mutating func classify(_ job: inout LiveJob) {
+    if let known = requirementClasses[job.requirements] {
+      job.requirementClass = known.number
+      job.share(known.box)
+      return
+    }
     let next = requirementClasses.count + 1
-    requirementClasses[requirements] = next
-    return next
+    requirementClasses[job.requirements] = (next, job.requirementsBox)
+    job.requirementClass = next
   }
 
   struct LogCursor: Sendable, Hashable {
@@ -48,7 +54,7 @@ struct CoordinatorCore: Sendable {
   /// continue, otherwise the liveness check requeues them.
   mutating func restore(job: LiveJob, cursor: LogCursor?) {
     var job = job
-    job.requirementClass = requirementClass(job.requirements)
+    classify(&job)
     jobs[job.id] = job
     if job.state == .queued { queue.insert(job.queueKey) }
     if let cursor { logCursors[job.id] = cursor }
@@ -103,7 +109,7 @@ struct CoordinatorCore: Sendable {
         id: id, name: name, priority: request.priority, requirements: request.requirements, attempt: 0,
         retries: request.retries, failures: 0, lostCount: 0, state: .queued, workerID: nil,
         submittedAt: now, timeoutSeconds: request.timeoutSeconds)
-      job.requirementClass = requirementClass(request.requirements)
+      classify(&job)
       jobs[id] = job
       queue.insert(job.queueKey)
     }

@@ -312,7 +312,17 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     core.schedule(now: now)
     let actions = core.takeActions()
     var changes: [StoreChange] = []
-    for case .store(let change) in actions { changes.append(change) }
+    var newJobs = 0
+    for case .store(let change) in actions {
+      if case .insertJobs(let rows, _, _) = change { newJobs += rows.count }
+      changes.append(change)
+    }
+    defer {
+      // Decoding and storing a big array leaves megabytes of freed blocks in this
+      // thread's malloc arena, which glibc keeps; hand them back, so the resident size
+      // stays what the live jobs need (≤ 150 MB with 100,000 queued).
+      if newJobs >= 1000 { _ = malloc_trim(0) }
+    }
     do {
       try store.apply(changes)
     } catch {

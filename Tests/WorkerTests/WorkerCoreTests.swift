@@ -152,6 +152,51 @@ private struct Harness {
     #expect(try h.tick(0.1).loggedSeqs == [9, 10])
   }
 
+  @Test func aJobFasterThanTheCoordinatorWaitsBehindAWindow() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.maxBatchLines = 4
+    h.core.maxInFlightLines = 8
+    h.log(ref, 20)
+    // Two batches in flight, the rest held back.
+    #expect(try h.take().loggedSeqs == Array(1...8))
+    #expect(try h.tick(0.1).loggedSeqs == [])
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    #expect(h.take().types.isEmpty, "the result waits until its log has gone out")
+    // Each ack opens the window by what it acknowledged.
+    #expect(
+      try h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 4)).loggedSeqs == Array(9...12))
+    #expect(
+      try h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 12)).loggedSeqs == Array(13...20))
+    // The last ack lets the result go at once, not at the next resend round.
+    let last = h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 20))
+    #expect(last.types == [.finished])
+  }
+
+  @Test func linesInFlightWithoutAnAckAreSentAgain() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.maxBatchLines = 4
+    h.core.maxInFlightLines = 8
+    h.log(ref, 10)
+    #expect(try h.take().loggedSeqs == Array(1...8))
+    h.receive(.heartbeat, HeartbeatMessage(workerID: "w-1"))
+    // Acks keep coming: nothing is resent.
+    h.now += 1.5
+    _ = h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 4))
+    h.receive(.heartbeat, HeartbeatMessage(workerID: "w-1"))
+    #expect(try h.tick(0.6).loggedSeqs.allSatisfy { $0 > 8 })
+    // Then they stop (the batch or its ack was lost): the window goes again from its start.
+    h.receive(.heartbeat, HeartbeatMessage(workerID: "w-1"))
+    var resent: [Int] = []
+    for _ in 0..<5 {
+      resent += try h.tick(0.5).loggedSeqs
+      h.receive(.heartbeat, HeartbeatMessage(workerID: "w-1"))
+    }
+    #expect(resent.first == 5)
+    #expect(Set(resent) == Set(5...10))
+  }
+
   @Test func unacknowledgedLinesAreResentOnceAfterReconnect() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))

@@ -27,6 +27,10 @@ struct WorkerCore: Sendable {
     /// the last (re)connect.
     var unacked: [LogLine] = []
     var sentCount = 0
+    /// When the coordinator last acknowledged lines of this attempt (or, with none in
+    /// flight, when sending started); lines in flight with no ack for two heartbeat
+    /// intervals are sent again.
+    var lastAckProgress: Double = 0
     var finished: FinishedMessage?
     var finishedAcked = false
     var cleanup: CleanupMessage?
@@ -43,6 +47,8 @@ struct WorkerCore: Sendable {
   private(set) var connection: Connection
   private(set) var attempts: [AttemptRef: Attempt] = [:]
   private(set) var lastHeard: Double
+  /// The latest time an input brought, for the inputs that bring none (log lines).
+  private var clock: Double
   private var lastHeartbeatSent: Double = 0
   private var lastResend: Double = 0
   private var registerAttempts = 0
@@ -60,6 +66,11 @@ struct WorkerCore: Sendable {
   var liveness: Int
   /// Lines per `logBatch`; larger batches amortise framing and the coordinator's commit.
   var maxBatchLines = 2000
+  /// Lines of one attempt sent and not yet acknowledged, at most: a job printing faster
+  /// than the coordinator stores waits here (its lines are in the spool) instead of
+  /// filling the coordinator's socket queue, where they would delay every heartbeat
+  /// behind them and the coordinator's memory would grow with the log.
+  var maxInFlightLines = 16_000
   private var actions: [Action] = []
 
   init(advert: WorkerAdvert, heartbeatInterval: Double = 5, liveness: Int = 6, now: Double) {
@@ -68,6 +79,7 @@ struct WorkerCore: Sendable {
     self.liveness = liveness
     self.connection = .registering(since: now)
     self.lastHeard = now
+    self.clock = now
     self.jitter = SplitMix(
       seed: advert.id.utf8.reduce(UInt64(1_469_598_103_934_665_603)) {
         ($0 ^ UInt64($1)) &* 1_099_511_628_211
@@ -101,6 +113,7 @@ struct WorkerCore: Sendable {
 
   mutating func received(_ envelope: WireEnvelope, now: Double) {
     lastHeard = now
+    clock = max(clock, now)
     switch envelope.type {
     case .registered:
       guard let message = try? envelope.decode(RegisteredMessage.self) else { return }
@@ -131,6 +144,14 @@ struct WorkerCore: Sendable {
       attempts[ref]!.unacked.removeAll { $0.seq <= message.upTo }
       let removed = before - attempts[ref]!.unacked.count
       attempts[ref]!.sentCount = max(0, attempts[ref]!.sentCount - removed)
+      if removed > 0 { attempts[ref]!.lastAckProgress = now }
+      // The window opened: send what waited; a result that waited for its log goes now.
+      flushLogs()
+      if removed > 0, let attempt = attempts[ref], attempt.unacked.isEmpty, let finished = attempt.finished,
+        !attempt.finishedAcked, !attempt.stale, connection == .registered
+      {
+        actions.append(.send(WireEnvelope(.finished, finished)))
+      }
       forgetIfDone(ref)
     case .reportAck:
       guard let message = try? envelope.decode(ReportAckMessage.self) else { return }
@@ -158,6 +179,7 @@ struct WorkerCore: Sendable {
   }
 
   mutating func tick(now: Double) {
+    clock = max(clock, now)
     switch connection {
     case .registering(let since):
       if now - since > registerRetryDelay {
@@ -188,9 +210,10 @@ struct WorkerCore: Sendable {
       // Reports whose acknowledgement got lost are sent again now and then.
       if now - lastResend >= heartbeatInterval * 2 {
         lastResend = now
-        // Lines sent but never acknowledged go again, from the first one, in one flush.
+        // Lines in flight whose acknowledgement stopped coming go again, from the first
+        // one: the batch or its ack was lost with a dropped connection.
         for (ref, attempt) in attempts
-        where !attempt.unacked.isEmpty && attempt.sentCount == attempt.unacked.count {
+        where attempt.sentCount > 0 && now - attempt.lastAckProgress >= heartbeatInterval * 2 {
           attempts[ref]?.sentCount = 0
         }
         flushLogs()
@@ -259,7 +282,12 @@ struct WorkerCore: Sendable {
       error: error,
       locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment)
     attempts[ref]!.finished = message
-    if connection == .registered, !attempt.stale { actions.append(.send(WireEnvelope(.finished, message))) }
+    // Behind a full window the result waits: the ack that empties the log sends it.
+    if connection == .registered, !attempt.stale, let flushed = attempts[ref],
+      flushed.sentCount == flushed.unacked.count
+    {
+      actions.append(.send(WireEnvelope(.finished, message)))
+    }
   }
 
   mutating func cleanedUp(
@@ -299,8 +327,9 @@ struct WorkerCore: Sendable {
     guard connection == .registered else { return }
     for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
       guard var attempt = attempts[ref], !attempt.stale else { continue }
-      while attempt.sentCount < attempt.unacked.count {
-        let end = min(attempt.unacked.count, attempt.sentCount + maxBatchLines)
+      if attempt.sentCount == 0, attempt.sentCount < attempt.unacked.count { attempt.lastAckProgress = clock }
+      while attempt.sentCount < attempt.unacked.count, attempt.sentCount < maxInFlightLines {
+        let end = min(attempt.unacked.count, attempt.sentCount + maxBatchLines, maxInFlightLines)
         let lines = Array(attempt.unacked[attempt.sentCount..<end])
         actions.append(
           .send(

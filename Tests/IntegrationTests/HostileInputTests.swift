@@ -10,7 +10,14 @@ import Testing
 /// store passes `PRAGMA integrity_check`, before and after a restart.
 @Suite(.serialized)
 struct HostileInputTests {
-  static let messages = 3000
+  /// 3,000 messages from a fixed seed; `PINPOOL_HOSTILE_MESSAGES` and `PINPOOL_FUZZ_SEED`
+  /// (as in `scripts/fuzz`) run a longer or different barrage by hand.
+  static let messages =
+    ProcessInfo.processInfo.environment["PINPOOL_HOSTILE_MESSAGES"].flatMap { Int($0) } ?? 3000
+  static let seed: UInt64 =
+    ProcessInfo.processInfo.environment["PINPOOL_FUZZ_SEED"].flatMap {
+      $0.hasPrefix("0x") ? UInt64($0.dropFirst(2), radix: 16) : UInt64($0)
+    } ?? 0x5EED_2001
 
   @Test func aBarrageLeavesTheCoordinatorServingAndItsStoreIntact() throws {
     try withPool { pool in
@@ -40,21 +47,34 @@ struct HostileInputTests {
         try socket.connect(pool.endpoint)
         sockets.append(socket)
       }
-      var rng = SeededGenerator(seed: 0x5EED_2001)
+      var rng = SeededGenerator(seed: Self.seed)
       var errorReplies = 0
       var replies = 0
+      // Jobs assigned to a hostile "worker": it then speaks about them as their owner
+      // (progress, log lines, results with hostile values), which reaches deeper into the
+      // coordinator than messages about jobs it does not hold. Which jobs it is given
+      // depends on timing; the inputs are seeded, and the checks hold for any of them.
+      var owned: [(socket: Int, ref: AttemptRef)] = []
       func drain() throws {
-        for socket in sockets {
+        for (index, socket) in sockets.enumerated() {
           while let frames = try socket.receive(dontWait: true) {
             replies += 1
-            if let envelope = try? WireEnvelope(frames: frames), envelope.type == .error { errorReplies += 1 }
+            guard let envelope = try? WireEnvelope(frames: frames) else { continue }
+            if envelope.type == .error { errorReplies += 1 }
+            if envelope.type == .assign, let message = try? envelope.decode(AssignMessage.self) {
+              owned.append((index, message.job.ref))
+            }
           }
         }
       }
       for index in 0..<Self.messages {
-        let frames = HostileMessages.next(index: index, using: &rng)
-        let socket = sockets.randomElement(using: &rng)!
-        #expect(try socket.send(frames, dontWait: false), "message \(index) could not be sent")
+        var socket = Int.random(in: 0..<sockets.count, using: &rng)
+        var owner: AttemptRef?
+        if let job = owned.randomElement(using: &rng), Bool.random(using: &rng) {
+          (socket, owner) = (job.socket, job.ref)
+        }
+        let frames = HostileMessages.next(index: index, socket: socket, owner: owner, using: &rng)
+        #expect(try sockets[socket].send(frames, dontWait: false), "message \(index) could not be sent")
         if index % 50 == 0 { try drain() }
       }
       // Each socket's messages arrive in order: the reply to a last `workers` request on
@@ -75,7 +95,8 @@ struct HostileInputTests {
       #expect(pool.cli(["workers", "--json"]).status == 0)
       try drain()
       #expect(pool.coordinator?.isRunning == true)
-      #expect(errorReplies > Self.messages / 10, "\(errorReplies) error replies of \(replies)")
+      #expect(
+        errorReplies > Self.messages / 10, "\(errorReplies) error replies of \(replies), seed \(Self.seed)")
       #expect(pool.cli(["jobs", "--json"]).status == 0)
 
       try checkIntact(pool, finished: finished, finishedLog: finishedLog, queued: queued)
@@ -156,7 +177,7 @@ enum HostileMessages {
     "", "1", "2", "w", "hostile", "é😀", "\"", "\\u0000", "../../etc", "{{x}}", "-1", "1e400",
   ]
 
-  static func next(index: Int, using rng: inout SeededGenerator) -> [Data] {
+  static func next(index: Int, socket: Int, owner: AttemptRef?, using rng: inout SeededGenerator) -> [Data] {
     switch index % 3 {
     case 0:
       return (0..<Int.random(in: 1...5, using: &rng)).map { position in
@@ -166,8 +187,9 @@ enum HostileMessages {
         }
         return rng.bytes(Int.random(in: 0...40, using: &rng))
       }
-    case 1: return wellFormed(index: index, using: &rng).frames
-    default: return damage(wellFormed(index: index, using: &rng).frames, index: index, using: &rng)
+    case 1: return wellFormed(socket: socket, owner: owner, using: &rng).frames
+    default:
+      return damage(wellFormed(socket: socket, owner: owner, using: &rng).frames, index: index, using: &rng)
     }
   }
 
@@ -185,22 +207,28 @@ enum HostileMessages {
   /// Job ids "1" and "2" are the real jobs; hostile workers speak about them too. A
   /// cancel or drain names no real job or worker (those are a client's rights, not
   /// an attack on the store).
-  static func wellFormed(index: Int, using rng: inout SeededGenerator) -> WireEnvelope {
-    let worker = "hostile-\(Int.random(in: 0..<3, using: &rng) * 2)"
-    let job = ["1", "2", "3", "999", string(&rng)].randomElement(using: &rng)!
+  static func wellFormed(socket: Int, owner: AttemptRef?, using rng: inout SeededGenerator) -> WireEnvelope {
+    // Sockets 0, 2 and 4 have fixed identities; a worker's id is its socket's.
+    let worker = "hostile-\(owner != nil ? socket : Int.random(in: 0..<3, using: &rng) * 2)"
+    let job = owner?.jobID ?? ["1", "2", "3", "999", string(&rng)].randomElement(using: &rng)!
+    let attempt = owner.map { Bool.random(using: &rng) ? $0.attempt : int(&rng) }
+    // Half the values are plausible, so that some hostile workers register and get jobs.
+    let plausible = Bool.random(using: &rng)
     let gpu = GPU(
-      index: int(&rng), vendor: .nvidia, model: string(&rng), vramTotal: Int64(int(&rng)),
-      vramFree: Int64(int(&rng)))
-    let refs = [AttemptRef(jobID: job, attempt: int(&rng))]
+      index: plausible ? 0 : int(&rng), vendor: .nvidia, model: string(&rng),
+      vramTotal: plausible ? 24 << 30 : Int64(int(&rng)), vramFree: plausible ? 20 << 30 : Int64(int(&rng)))
+    let refs = [AttemptRef(jobID: job, attempt: plausible ? 1 : int(&rng))]
     let type = MessageType.allCases.randomElement(using: &rng)!
     switch type {
     case .register:
       let advert = WorkerAdvert(
         id: worker, name: string(&rng) + worker,
         host: HostInfo(
-          cpuCores: int(&rng), memoryTotal: Int64(int(&rng)), platform: "linux", arch: "x86_64", hostname: "h"
+          cpuCores: plausible ? 8 : int(&rng), memoryTotal: plausible ? 1 << 34 : Int64(int(&rng)),
+          platform: "linux", arch: "x86_64", hostname: "h"
         ),
-        gpus: Bool.random(using: &rng) ? [gpu] : [], diskFree: Int64(int(&rng)), slots: int(&rng),
+        gpus: Bool.random(using: &rng) ? [gpu] : [], diskFree: plausible ? 1 << 40 : Int64(int(&rng)),
+        slots: plausible ? Int.random(in: 1...4, using: &rng) : int(&rng),
         labels: [string(&rng): string(&rng)])
       return WireEnvelope(type, RegisterMessage(worker: advert, activeAttempts: refs))
     case .heartbeat:
@@ -212,38 +240,45 @@ enum HostileMessages {
         LogLine(seq: int(&rng), stream: .stdout, time: 0, line: string(&rng))
       }
       return WireEnvelope(
-        type, LogBatchMessage(workerID: worker, jobID: job, attempt: int(&rng), lines: lines))
+        type, LogBatchMessage(workerID: worker, jobID: job, attempt: attempt ?? int(&rng), lines: lines))
     case .progress:
       return WireEnvelope(
         type,
         ProgressMessage(
-          workerID: worker, jobID: job, attempt: int(&rng),
+          workerID: worker, jobID: job, attempt: attempt ?? int(&rng),
           state: JobState.allCases.randomElement(using: &rng)!,
           stepIndex: int(&rng), stepCount: int(&rng), locals: [string(&rng): .string(string(&rng))]))
     case .finished:
       return WireEnvelope(
         type,
         FinishedMessage(
-          workerID: worker, jobID: job, attempt: int(&rng),
+          workerID: worker, jobID: job, attempt: attempt ?? int(&rng),
           state: JobState.allCases.randomElement(using: &rng)!,
           exitCode: 1, error: string(&rng), locals: nil, lastLogSeq: int(&rng)))
     case .cleanup:
       return WireEnvelope(
         type,
         CleanupMessage(
-          workerID: worker, jobID: job, attempt: int(&rng), state: .done, bytesFreed: Int64(int(&rng)),
+          workerID: worker, jobID: job, attempt: attempt ?? int(&rng), state: .done,
+          bytesFreed: Int64(int(&rng)),
           diskFreeAfter: Int64(int(&rng)), reason: nil))
     case .submit:
       let request = SubmitRequest(
         requestID: string(&rng), name: "hostile",
-        entry: Bool.random(using: &rng) ? "install.json" : string(&rng),
-        args: Bool.random(using: &rng) ? .object(JSONObject()) : .string(string(&rng)),
-        requirements: Requirements(gpus: int(&rng) % 4, labels: ["hostile": "yes"]), priority: int(&rng),
-        retries: int(&rng) % 10, timeoutSeconds: Bool.random(using: &rng) ? -1 : nil,
+        entry: plausible || Bool.random(using: &rng) ? "install.json" : string(&rng),
+        args: plausible || Bool.random(using: &rng) ? .object(JSONObject()) : .string(string(&rng)),
+        // Without labels a job may go to a hostile worker; the real queued job needs a
+        // label no hostile worker has.
+        requirements: Requirements(
+          gpus: plausible ? 0 : int(&rng) % 4, labels: plausible ? [:] : ["hostile": "yes"]),
+        priority: plausible ? 0 : int(&rng),
+        retries: plausible ? 1 : int(&rng) % 10,
+        timeoutSeconds: plausible ? nil : Bool.random(using: &rng) ? -1 : nil,
         artifacts: [string(&rng)],
-        arrayIndices: Bool.random(using: &rng)
+        arrayIndices: plausible || Bool.random(using: &rng)
           ? nil : (0..<Int.random(in: 0...3, using: &rng)).map { _ in int(&rng) })
-      return WireEnvelope(type, request, payload: Bool.random(using: &rng) ? [bundle(&rng)] : [rng.bytes(9)])
+      return WireEnvelope(
+        type, request, payload: plausible || Bool.random(using: &rng) ? [bundle(&rng)] : [rng.bytes(9)])
     case .status: return WireEnvelope(type, JobRequest(requestID: string(&rng), jobID: job))
     case .jobs:
       return WireEnvelope(

@@ -3,19 +3,6 @@ import Testing
 
 @testable import Shared
 
-/// A tiny deterministic generator, so a failing fuzz input can be reproduced from its seed.
-private struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
-
 private let scriptSeeds: [String] = [
   #"{"run": [{"method": "shell.run", "params": {"message": ["echo a", "b"], "path": "app"}}]}"#,
   "// c\n{\"a\": 1, /* x */ \"a\": [true, false, null, -1.5e3, \"\\u00e9\\n\"],}",
@@ -103,9 +90,8 @@ private func randomJSON(depth: Int, using rng: inout SplitMix64) -> JSONValue {
 
 @Suite struct ScriptFuzzTests {
   @Test func loaderSurvivesRandomInput() {
-    var rng = SplitMix64(state: 0x5EED_0001)
     var parsed = 0
-    for iteration in 0..<3000 {
+    FuzzRun("script.loader", seed: 0x5EED_0001, iterations: 3000).run { rng, iteration in
       let input: String
       switch iteration % 3 {
       case 0: input = mutate(scriptSeeds.randomElement(using: &rng)!, alphabet: scriptAlphabet, using: &rng)
@@ -114,20 +100,22 @@ private func randomJSON(depth: Int, using rng: inout SplitMix64) -> JSONValue {
         // Generated documents must load back to exactly what was written.
         let value: JSONValue = ["run": randomJSON(depth: 0, using: &rng)]
         let text = value.serialized(pretty: Bool.random(using: &rng))
+        let loaded: JSONValue
         do throws(ScriptLoadError) {
-          #expect(try ScriptSource.parse(text, file: "gen.json").value == value)
+          loaded = try ScriptSource.parse(text, file: "gen.json").value
         } catch {
-          Issue.record("generated JSON failed to load: \(error)\n\(text)")
+          throw FuzzFailure(description: "generated JSON failed to load: \(error)\n\(text)")
         }
-        continue
+        try fuzzCheck(loaded == value, "generated JSON loaded differently:\n\(text)")
+        return
       }
       do throws(ScriptLoadError) {
         let document = try ScriptSource.parse(input, file: "fuzz.json")
         _ = document.location(of: .root)
         parsed += 1
       } catch {
-        #expect(error.line >= 1 && error.column >= 1, "bad position for \(input.debugDescription)")
-        #expect(!error.message.isEmpty)
+        try fuzzCheck(error.line >= 1 && error.column >= 1, "bad position for \(input.debugDescription)")
+        try fuzzCheck(!error.message.isEmpty, "empty message for \(input.debugDescription)")
       }
     }
     #expect(parsed > 0)
@@ -141,7 +129,6 @@ private func randomJSON(depth: Int, using rng: inout SplitMix64) -> JSONValue {
   }
 
   @Test func templatesSurviveRandomInput() {
-    var rng = SplitMix64(state: 0x5EED_0002)
     let scope = TemplateScope(
       variables: [
         "args": ["x": 1, "base": "http://h"], "local": ["label": "c10", "n": 2],
@@ -153,7 +140,7 @@ private func randomJSON(depth: Int, using rng: inout SplitMix64) -> JSONValue {
         "exists": { _ in throw TemplateError(template: "", expression: "", offset: 0, message: "no") },
       ])
     var rendered = 0
-    for iteration in 0..<3000 {
+    FuzzRun("templates", seed: 0x5EED_0002, iterations: 3000).run { rng, iteration in
       let input =
         iteration % 2 == 0
         ? mutate(templateSeeds.randomElement(using: &rng)!, alphabet: templateAlphabet, using: &rng)
@@ -163,8 +150,10 @@ private func randomJSON(depth: Int, using rng: inout SplitMix64) -> JSONValue {
         _ = try Template.render(.array([.string(input)]), scope: scope)
         rendered += 1
       } catch {
-        #expect(!error.message.isEmpty, "empty message for \(input.debugDescription)")
-        #expect(error.offset >= 0 && error.offset <= input.unicodeScalars.count)
+        try fuzzCheck(!error.message.isEmpty, "empty message for \(input.debugDescription)")
+        try fuzzCheck(
+          error.offset >= 0 && error.offset <= input.unicodeScalars.count,
+          "offset \(error.offset) outside \(input.debugDescription)")
       }
       _ = Template.check(
         input, knownVariables: Template.standardVariables, knownFunctions: Template.standardFunctions)

@@ -41,14 +41,23 @@ public struct WireEnvelope: Sendable {
     self.payload = Array(frames.dropFirst(3))
   }
 
+  /// Decodes the header, then checks its numbers' ranges where the type says how
+  /// (`WireChecked`): a value no receiver can safely use is a malformed header too.
   public func decode<H: Decodable>(_: H.Type) throws(WireError) -> H {
+    let value: H
     do {
-      return try WireCoding.decoder.decode(H.self, from: header)
+      value = try WireCoding.decoder.decode(H.self, from: header)
     } catch let error as DecodingError {
       throw .malformedHeader(type: type.rawValue, detail: WireCoding.describe(error))
     } catch {
       throw .malformedHeader(type: type.rawValue, detail: "\(error)")
     }
+    if let checked = value as? any WireChecked {
+      do throws(WireCheckError) { try checked.check() } catch {
+        throw .malformedHeader(type: type.rawValue, detail: error.description)
+      }
+    }
+    return value
   }
 }
 

@@ -61,8 +61,13 @@ public struct ShellOptions: Sendable {
   public var drainAfterExit: Duration = .milliseconds(200)
   /// Where each process group id is recorded while it lives, for `killLeftovers`.
   public var pidDirectory: String? = nil
-  /// Longer lines are delivered in pieces of at most this many bytes.
+  /// A longer line of output is delivered as several lines of at most this many bytes
+  /// of it, each but the last ending with `lineContinuationMarker`
+  /// (the worker's `--max-log-line`).
   public var maxLineBytes: Int = 64 * 1024
+  /// Ends every piece of a split long line that the next piece continues. Removing it
+  /// and concatenating the pieces gives back the original line.
+  public static let lineContinuationMarker = " [pinpool: line continues]"
 
   public init(
     terminationGrace: Duration = .seconds(10), drainAfterExit: Duration = .milliseconds(200),
@@ -85,9 +90,10 @@ public struct ShellProcessError: Error, Sendable, CustomStringConvertible {
 /// starts can be signalled together.
 ///
 /// Output: stdout and stderr are read on one dedicated thread, line by line as produced
-/// (`\n`, `\r\n` and a lone `\r` — progress bars — end a line; longer lines than
-/// `maxLineBytes` are split at a UTF-8 boundary; a partial last line is delivered at
-/// EOF). `onLine` is called on that thread, never concurrently with itself, in order per
+/// (`\n`, `\r\n` and a lone `\r` — progress bars — end a line; a line longer than
+/// `maxLineBytes` is delivered as several, each but the last ending with
+/// `ShellOptions.lineContinuationMarker`; a partial last line is delivered at EOF).
+/// `onLine` is called on that thread, never concurrently with itself, in order per
 /// stream; a slow `onLine` slows the process down rather than buffering without bound.
 /// For every outcome except `.detached`, all output has been delivered when `run`
 /// returns.
@@ -567,14 +573,19 @@ final class ShellPipeReader: Sendable {
   }
 }
 
-/// Cuts a byte stream into lines. `\n`, `\r\n` and a lone `\r` end a line; a line longer
-/// than `maxLineBytes` is emitted in pieces cut where no UTF-8 sequence is split.
+/// Cuts a byte stream into lines. `\n`, `\r\n` and a lone `\r` end a line.
+///
+/// A line longer than `maxLineBytes` is never dropped: it is delivered as several
+/// lines, each holding at most `maxLineBytes` bytes of the original, cut where no UTF-8
+/// sequence is split. Every piece but the last ends with
+/// `ShellOptions.lineContinuationMarker`, so a reader of the log can tell a split line
+/// from separate ones and join the pieces back (drop the marker, concatenate). A line of exactly `maxLineBytes` bytes is not split.
 struct ShellLineSplitter {
   let maxLineBytes: Int
   private var pending: [UInt8] = []
   private var skipLineFeed = false
 
-  init(maxLineBytes: Int) { self.maxLineBytes = maxLineBytes }
+  init(maxLineBytes: Int) { self.maxLineBytes = max(4, maxLineBytes) }
 
   mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, emit: (String) -> Void) {
     var start = 0
@@ -599,7 +610,9 @@ struct ShellLineSplitter {
       }
       skipLineFeed = false
       index += 1
-      if pending.count + (index - start) >= maxLineBytes {
+      // Split only once a byte beyond the limit is here: then the piece is known to
+      // continue, and a line of exactly the limit stays whole.
+      if pending.count + (index - start) > maxLineBytes {
         pending.append(contentsOf: bytes[start..<index])
         start = index
         emitLongPiece(emit: emit)
@@ -614,15 +627,16 @@ struct ShellLineSplitter {
     skipLineFeed = false
   }
 
+  /// Emits the first piece of `pending` (which holds more than `maxLineBytes`), marked
+  /// as continued, and keeps the rest.
   private mutating func emitLongPiece(emit: (String) -> Void) {
-    let limit = min(maxLineBytes, pending.count)
+    let limit = maxLineBytes
     var cut = limit
-    // Back up over continuation bytes (10xxxxxx) so the cut falls between characters.
-    while cut < pending.count, cut > limit - 3, cut > 1, pending[cut] & 0xC0 == 0x80 {
-      cut -= 1
-    }
-    if cut < pending.count, pending[cut] & 0xC0 == 0x80 { cut = limit }
-    emit(String(decoding: pending[..<cut], as: UTF8.self))
+    // Back up over continuation bytes (10xxxxxx) so the cut falls between characters;
+    // bytes that are not UTF-8 at all are cut at the limit.
+    while cut > limit - 3, cut > 1, pending[cut] & 0xC0 == 0x80 { cut -= 1 }
+    if pending[cut] & 0xC0 == 0x80 { cut = limit }
+    emit(String(decoding: pending[..<cut], as: UTF8.self) + ShellOptions.lineContinuationMarker)
     pending.removeFirst(cut)
   }
 }

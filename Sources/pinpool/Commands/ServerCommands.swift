@@ -134,6 +134,11 @@ struct WorkerCommand: AsyncParsableCommand {
     help: ArgumentHelp(
       "Size budget of ROOT/cache, e.g. 50GB; least recently used entries go first.", valueName: "size"))
   var cacheBudget: String?
+  @Option(
+    help: ArgumentHelp(
+      "Split a job's output line longer than this into several, each but the last ending with "
+        + "\"\(ShellOptions.lineContinuationMarker)\"; 1KiB to 16MiB.", valueName: "size"))
+  var maxLogLine: String = "64KiB"
 
   func run() async throws {
     let configuration = try makeConfiguration()
@@ -180,7 +185,8 @@ struct WorkerCommand: AsyncParsableCommand {
     }
     configuration.useRuntime = !noRuntime
     configuration.runtimeDirectory = runtimeDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-    configuration.shellOptions = ShellOptions(terminationGrace: .milliseconds(Int(killGrace * 1000)))
+    configuration.shellOptions = ShellOptions(
+      terminationGrace: .milliseconds(Int(killGrace * 1000)), maxLineBytes: try Self.maxLineBytes(maxLogLine))
     if let keepFailed {
       do { configuration.keepFailed = try DurationParser.seconds(keepFailed) } catch {
         throw CLIError("--keep-failed: \(error)")
@@ -203,6 +209,17 @@ struct WorkerCommand: AsyncParsableCommand {
       }
     }
     return configuration
+  }
+
+  /// `--max-log-line`: a size from 1 KiB (smaller would cut ordinary lines) to 16 MiB
+  /// (a line must fit in a log batch with room to spare).
+  static func maxLineBytes(_ text: String) throws -> Int {
+    let bytes: Int64
+    do { bytes = try ByteSize(parsing: text).bytes } catch { throw CLIError("--max-log-line: \(error)") }
+    guard (1024...16 * 1024 * 1024).contains(bytes) else {
+      throw CLIError("--max-log-line: \(text) is outside 1KiB...16MiB")
+    }
+    return Int(bytes)
   }
 }
 

@@ -1,0 +1,184 @@
+/// Range checks on decoded headers. JSON decoding checks shapes and types; these check
+/// that numbers a receiver adds up, counts with or sleeps on are in a range where that is
+/// safe. A peer's `"slots": 9223372036854775807` once crashed the coordinator's
+/// scheduler (an overflow summing free slots); now it is a `malformed 'register'
+/// header` error reply naming the field. `WireEnvelope.decode` runs the check of every
+/// header type that has one, so every receiver gets it.
+public protocol WireChecked {
+  func check() throws(WireCheckError)
+}
+
+public struct WireCheckError: Error, CustomStringConvertible, Sendable, Equatable {
+  public var field: String
+  public var problem: String
+  public init(field: String, problem: String) {
+    self.field = field
+    self.problem = problem
+  }
+  public var description: String { "\(field): \(problem)" }
+}
+
+/// The ranges. Generous: no real machine or job comes near them, and sums of many of
+/// them stay far from overflowing.
+public enum WireRange {
+  public static let slots = 1...1024
+  public static let gpus = 0...64
+  public static let gpuIndex = 0...1023
+  /// 1 PiB of VRAM on one GPU; 1 EiB of disk or memory.
+  public static let vram: ClosedRange<Int64> = 0...(1 << 50)
+  public static let bytes: ClosedRange<Int64> = 0...(1 << 60)
+  public static let cpuCores = 0...(1 << 20)
+  public static let attempt = 0...Int(Int32.max)
+  /// Log sequence numbers stay exact in a JSON double.
+  public static let logSeq = 0...(1 << 53)
+  public static let step = 0...(1 << 31)
+  public static let priority = -1_000_000_000...1_000_000_000
+  public static let retries = 0...1000
+  public static let listLimit = 1...1_000_000
+  /// Seconds between heartbeats a coordinator may ask for.
+  public static let heartbeatInterval = 0.01...3600.0
+  public static let liveness = 1...1000
+}
+
+func checkRange<T: Comparable & CustomStringConvertible>(
+  _ value: T, _ range: ClosedRange<T>, _ field: @autoclosure () -> String
+) throws(WireCheckError) {
+  guard range.contains(value) else {
+    throw WireCheckError(
+      field: field(), problem: "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
+  }
+}
+
+func checkPositive(_ seconds: Double?, _ field: String) throws(WireCheckError) {
+  guard let seconds else { return }
+  guard seconds > 0, seconds.isFinite else {
+    throw WireCheckError(field: field, problem: "\(seconds) is not a positive number of seconds")
+  }
+}
+
+func checkGPUs(_ gpus: [GPU], _ field: String) throws(WireCheckError) {
+  try checkRange(gpus.count, WireRange.gpus, "\(field) (count)")
+  var seen: Set<Int> = []
+  for (i, gpu) in gpus.enumerated() {
+    try checkRange(gpu.index, WireRange.gpuIndex, "\(field)[\(i)].index")
+    guard seen.insert(gpu.index).inserted else {
+      throw WireCheckError(field: "\(field)[\(i)].index", problem: "GPU \(gpu.index) is listed twice")
+    }
+    try checkRange(gpu.vramTotal, WireRange.vram, "\(field)[\(i)].vramTotal")
+    try checkRange(gpu.vramFree, WireRange.vram, "\(field)[\(i)].vramFree")
+  }
+}
+
+func checkRefs(_ refs: [AttemptRef], _ field: String) throws(WireCheckError) {
+  for (i, ref) in refs.enumerated() {
+    try checkRange(ref.attempt, WireRange.attempt, "\(field)[\(i)].attempt")
+  }
+}
+
+extension WorkerAdvert: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(slots, WireRange.slots, "worker.slots")
+    try checkGPUs(gpus, "worker.gpus")
+    try checkRange(diskFree, WireRange.bytes, "worker.diskFree")
+    try checkRange(host.cpuCores, WireRange.cpuCores, "worker.host.cpuCores")
+    try checkRange(host.memoryTotal, WireRange.bytes, "worker.host.memoryTotal")
+  }
+}
+
+extension RegisterMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try worker.check()
+    try checkRefs(activeAttempts, "activeAttempts")
+  }
+}
+
+extension HeartbeatMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    if let gpus { try checkGPUs(gpus, "gpus") }
+    if let diskFree { try checkRange(diskFree, WireRange.bytes, "diskFree") }
+    if let activeAttempts { try checkRefs(activeAttempts, "activeAttempts") }
+  }
+}
+
+extension LogBatchMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    for (i, line) in lines.enumerated() where !WireRange.logSeq.contains(line.seq) || line.seq == 0 {
+      throw WireCheckError(
+        field: "lines[\(i)].seq", problem: "\(line.seq) is outside 1...\(WireRange.logSeq.upperBound)")
+    }
+  }
+}
+
+extension ProgressMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    try checkRange(stepIndex, WireRange.step, "stepIndex")
+    try checkRange(stepCount, WireRange.step, "stepCount")
+  }
+}
+
+extension FinishedMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    try checkRange(lastLogSeq, WireRange.logSeq, "lastLogSeq")
+  }
+}
+
+extension CleanupMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    try checkRange(bytesFreed, WireRange.bytes, "bytesFreed")
+    try checkRange(diskFreeAfter, WireRange.bytes, "diskFreeAfter")
+  }
+}
+
+extension RegisteredMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(heartbeatInterval, WireRange.heartbeatInterval, "heartbeatInterval")
+    try checkRange(liveness, WireRange.liveness, "liveness")
+    try checkRefs(stopAttempts, "stopAttempts")
+  }
+}
+
+extension Requirements: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(gpus, WireRange.gpus, "requirements.gpus")
+    if let vram { try checkRange(vram, WireRange.vram, "requirements.vram") }
+    if let disk { try checkRange(disk, WireRange.bytes, "requirements.disk") }
+    if let memory { try checkRange(memory, WireRange.bytes, "requirements.memory") }
+  }
+}
+
+extension AssignMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(job.attempt, WireRange.attempt, "job.attempt")
+    for (i, index) in job.gpuIndices.enumerated() {
+      try checkRange(index, WireRange.gpuIndex, "job.gpuIndices[\(i)]")
+    }
+    try job.requirements.check()
+    try checkPositive(job.timeoutSeconds, "job.timeoutSeconds")
+  }
+}
+
+extension LogAckMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    try checkRange(upTo, WireRange.logSeq, "upTo")
+  }
+}
+
+extension SubmitRequest: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(priority, WireRange.priority, "priority")
+    try checkRange(retries, WireRange.retries, "retries")
+    try checkPositive(timeoutSeconds, "timeoutSeconds")
+    try requirements.check()
+  }
+}
+
+extension JobsRequest: WireChecked {
+  public func check() throws(WireCheckError) {
+    if let limit { try checkRange(limit, WireRange.listLimit, "limit") }
+  }
+}

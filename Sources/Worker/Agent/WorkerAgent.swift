@@ -102,11 +102,25 @@ public actor WorkerAgent {
   private var lastProbe = Timestamp.now()
   private let spool: LogSpool
   private var probing = false
+  /// Each running attempt's printed lines, taken in slices (see `JobOutput`).
+  private var outputs: [AttemptRef: JobOutput] = [:]
+  /// Attempts whose output waits because the coordinator has not acknowledged enough of
+  /// their log yet; an acknowledgement lets them go on.
+  private var held: Set<AttemptRef> = []
+  /// Attempts being stopped: their output is never held, so their pipes drain and the
+  /// stop completes even while the coordinator is behind.
+  private var stopping: Set<AttemptRef> = []
+  /// Lines taken from one attempt per turn, so messages and ticks interleave with output.
+  private let linesPerTurn = 4096
+  /// Unacknowledged lines of one attempt above which its output waits (and the job with it).
+  private let heldAbove = 100_000
 
   enum AgentEvent: Sendable {
     case message(WireEnvelope)
     case tick
     case log(AttemptRef, LogStream, String, Double)
+    /// The attempt's `JobOutput` has lines.
+    case output(AttemptRef)
     case progress(AttemptRef, JobState, Int, Int, JSONValue?)
     case notify(AttemptRef, String)
     case ended(AttemptRef, JobOutcome)
@@ -196,6 +210,8 @@ public actor WorkerAgent {
   }
 
   private func shutdown() async {
+    // Nobody takes lines any more: let blocked pipe readers go, so the jobs can stop.
+    for output in outputs.values { output.close() }
     for task in jobs.values { task.cancel() }
     for task in jobs.values { await task.value }
     jobs.removeAll()
@@ -219,6 +235,11 @@ public actor WorkerAgent {
         logger.warning("the coordinator refused a message", metadata: ["error": "\(refusal.message)"])
       }
       core.received(envelope, now: now)
+      // An acknowledgement may let held output go on.
+      for ref in held where (core.attempts[ref]?.unacked.count ?? 0) < heldAbove {
+        held.remove(ref)
+        sink.yield(.output(ref))
+      }
     case .tick:
       if now - lastResourceRefresh > 10 {
         lastResourceRefresh = now
@@ -245,7 +266,15 @@ public actor WorkerAgent {
       }
     case .log(let ref, let stream, let line, let time):
       if let logLine = core.log(ref, stream: stream, line: line, time: time) { spool.line(ref, logLine) }
+    case .output(let ref):
+      guard let output = outputs[ref] else { break }
+      if !stopping.contains(ref), (core.attempts[ref]?.unacked.count ?? 0) >= heldAbove {
+        held.insert(ref)
+        break
+      }
+      if take(from: output, ref, limit: linesPerTurn) { sink.yield(.output(ref)) }
     case .progress(let ref, let state, let index, let count, let locals):
+      drainOutput(ref)
       // A negative index means "same step" (a `local.set` reporting new locals).
       let last = core.attempts[ref]?.lastProgress
       core.progress(
@@ -253,11 +282,18 @@ public actor WorkerAgent {
         stepIndex: index < 0 ? last?.stepIndex ?? 0 : index,
         stepCount: count, locals: locals ?? last?.locals, notification: nil)
     case .notify(let ref, let text):
+      drainOutput(ref)
       let last = core.attempts[ref]?.lastProgress
       core.progress(
         ref, state: last?.state ?? .running, stepIndex: last?.stepIndex ?? 0, stepCount: last?.stepCount ?? 0,
         locals: last?.locals, notification: text)
     case .ended(let ref, let outcome):
+      // Every line the job printed comes before its result.
+      drainOutput(ref)
+      outputs[ref]?.close()
+      outputs[ref] = nil
+      held.remove(ref)
+      stopping.remove(ref)
       core.jobEnded(
         ref, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error, locals: outcome.locals,
         environment: outcome.environment)
@@ -274,6 +310,24 @@ public actor WorkerAgent {
       if let cleanup = core.attempts[ref]?.cleanup { spool.cleanup(cleanup) }
     }
     perform(core.takeActions())
+  }
+
+  /// Moves up to `limit` lines into the core and the spool; true when more wait.
+  private func take(from output: JobOutput, _ ref: AttemptRef, limit: Int) -> Bool {
+    let (lines, more) = output.take(limit)
+    for line in lines {
+      if let logLine = core.log(ref, stream: line.stream, line: line.text, time: line.time) {
+        spool.line(ref, logLine)
+      }
+    }
+    return more
+  }
+
+  /// Takes everything the attempt printed so far, whatever is held, so a progress report
+  /// or the result never overtakes the lines before it.
+  private func drainOutput(_ ref: AttemptRef) {
+    guard let output = outputs[ref] else { return }
+    while take(from: output, ref, limit: linesPerTurn) {}
   }
 
   private func perform(_ actions: [WorkerCore.Action]) {
@@ -294,6 +348,10 @@ public actor WorkerAgent {
       case .stopJob(let ref, let reason, let stale):
         logger.info("stopping job", metadata: ["attempt": "\(ref)", "reason": "\(reason)"])
         if stale { staleAttempts.insert(ref) }
+        // A stale attempt's lines go nowhere: unblock its reader so it can be stopped.
+        if stale { outputs[ref]?.close() }
+        stopping.insert(ref)
+        if held.remove(ref) != nil { sink.yield(.output(ref)) }
         jobs[ref]?.cancel()
       }
     }
@@ -302,6 +360,8 @@ public actor WorkerAgent {
   private func start(_ job: AssignedJob, bundle: Data) {
     let ref = job.ref
     let sink = self.sink
+    let output = JobOutput { sink.yield(.output(ref)) }
+    outputs[ref] = output
     let configuration = self.configuration
     let advert = core.advert
     let logger = self.logger
@@ -309,7 +369,7 @@ public actor WorkerAgent {
     // Detached: a job must never run on the agent, whose heartbeats cannot wait.
     jobs[ref] = Task.detached {
       let outcome = await Self.execute(
-        job: job, bundle: bundle, configuration: configuration, advert: advert, sink: sink)
+        job: job, bundle: bundle, configuration: configuration, advert: advert, sink: sink, output: output)
       sink.yield(.ended(ref, outcome.outcome))
       guard let workspace = outcome.workspace else {
         sink.yield(.cleaned(ref, .done, 0, HostProbe.diskFree(at: configuration.root), nil))
@@ -341,7 +401,7 @@ public actor WorkerAgent {
 
   private static func execute(
     job: AssignedJob, bundle: Data, configuration: WorkerConfiguration, advert: WorkerAdvert,
-    sink: AsyncStream<AgentEvent>.Continuation
+    sink: AsyncStream<AgentEvent>.Continuation, output: JobOutput
   ) async -> (outcome: JobOutcome, workspace: String?) {
     let ref = job.ref
     let workspace: Workspace
@@ -351,7 +411,7 @@ public actor WorkerAgent {
       try workspace.write(files: files.files.map { ($0.path, $0.mode, [UInt8]($0.data)) })
     } catch {
       let message = "cannot prepare the workspace: \(error)"
-      sink.yield(.log(ref, .pinpool, "error: \(message)", Timestamp.now()))
+      output.append(.pinpool, "error: \(message)", blocking: false)
       return (JobOutcome(state: .failed, exitCode: nil, error: message, locals: .object(JSONObject())), nil)
     }
     let vendor = advert.gpus.first { job.gpuIndices.contains($0.index) }?.vendor
@@ -367,14 +427,14 @@ public actor WorkerAgent {
     if configuration.useRuntime {
       let runtime = PrivateRuntime(root: configuration.runtimeRoot, cacheRoot: configuration.root + "/cache")
       if !runtime.status().installed {
-        sink.yield(.log(ref, .pinpool, "preparing the worker's private runtime (first use)", Timestamp.now()))
+        output.append(.pinpool, "preparing the worker's private runtime (first use)", blocking: false)
       }
       do {
         let status = try await runtime.ensureInstalled(log: { _ in })
         runtimeTools =
           (try? JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(status))) ?? .null
       } catch {
-        sink.yield(.log(ref, .pinpool, "warning: \(error)", Timestamp.now()))
+        output.append(.pinpool, "warning: \(error)", blocking: false)
       }
     }
     var context = ExecutionContext(
@@ -385,7 +445,8 @@ public actor WorkerAgent {
       shellOptions: options)
     context.runtimeTools = runtimeTools
     let events = JobEvents(
-      log: { stream, line in sink.yield(.log(ref, stream, line, Timestamp.now())) },
+      log: { stream, line in output.append(stream, line, blocking: false) },
+      processOutput: { stream, line in output.append(stream, line, blocking: true) },
       progress: { state, index, count, locals in sink.yield(.progress(ref, state, index, count, locals)) },
       notify: { text in sink.yield(.notify(ref, text)) })
     let outcome = await ScriptExecutor(context: context, events: events).run()

@@ -308,7 +308,7 @@ extension ScriptExecutor {
       let outcome: ShellOutcome
       do {
         outcome = try await ShellProcess.run(request, options: context.shellOptions) { stream, line in
-          events.log(stream == .stdout ? .stdout : .stderr, line)
+          events.processOutput(stream == .stdout ? .stdout : .stderr, line)
           capture.append(line)
           for handler in finalHandlers {
             guard let match = handler.regex.firstMatch(in: line) else { continue }

@@ -35,16 +35,22 @@ public struct ExecutionContext: Sendable {
 /// coordinator. Called from any task.
 public struct JobEvents: Sendable {
   public var log: @Sendable (LogStream, String) -> Void
+  /// A line of a process's output, called on the thread that reads the process's pipes
+  /// (never on the concurrency pool), so it may block: that is how a job printing faster
+  /// than its log can be delivered is slowed down instead of buffered without bound.
+  public var processOutput: @Sendable (LogStream, String) -> Void
   public var progress:
     @Sendable (_ state: JobState, _ stepIndex: Int, _ stepCount: Int, _ locals: JSONValue?) -> Void
   public var notify: @Sendable (String) -> Void
 
   public init(
     log: @escaping @Sendable (LogStream, String) -> Void,
+    processOutput: (@Sendable (LogStream, String) -> Void)? = nil,
     progress: @escaping @Sendable (JobState, Int, Int, JSONValue?) -> Void,
     notify: @escaping @Sendable (String) -> Void
   ) {
     self.log = log
+    self.processOutput = processOutput ?? log
     self.progress = progress
     self.notify = notify
   }

@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// The coordinator's state machine: messages and the clock in, store changes and
@@ -60,11 +61,24 @@ struct CoordinatorCore: Sendable {
     // and give it one liveness window to come back.
     var record = WorkerRecord(advert: advert, peer: [], lastSeen: now, online: true, drained: drained)
     record.registered = false
-    for job in jobs.values where job.workerID == advert.id && job.state.isActive {
+    for job in jobs.values where job.workerID == advert.id {
+      // A final job here still owes its cleanup report (and maybe artifacts).
       record.holdings[job.ref] = Holding(
-        gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
+        gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: job.state.isActive)
     }
     workers[advert.id] = record
+  }
+
+  /// After restoring jobs and workers: a final job whose worker is not coming back
+  /// (offline in the store) owes nothing any more and is let go.
+  mutating func forgetFinalJobsWithoutWorker() {
+    for (id, job) in jobs where job.state.isFinal {
+      let held = job.workerID.flatMap { workers[$0]?.holdings[job.ref] } != nil
+      if !held {
+        jobs[id] = nil
+        logCursors[id] = nil
+      }
+    }
   }
 
   mutating func noteIssuedID(_ id: Int64) { nextJobID = max(nextJobID, id + 1) }
@@ -384,6 +398,13 @@ struct CoordinatorCore: Sendable {
       send(
         peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished))
     }
+    if let id = Int64(message.jobID), let job = jobs[id], job.attempt == message.attempt,
+      job.workerID == message.workerID, job.state.isFinal
+    {
+      // A result we already took, sent again because its acknowledgement was lost: the
+      // attempt is still this worker's (it may be uploading artifacts), so no stop.
+      return
+    }
     guard
       let job = currentJob(message.jobID, attempt: message.attempt, workerID: message.workerID, peer: peer)
     else {
@@ -431,6 +452,64 @@ struct CoordinatorCore: Sendable {
       }
     }
     send(peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .cleanup))
+  }
+
+  // MARK: Artifacts
+
+  /// A worker begins (or resumes) uploading an artifact of an attempt. It is taken
+  /// while the attempt is the job's current one on that worker, running or finished
+  /// with its cleanup still owed; the shell checks the limits and answers.
+  mutating func artifactBegin(peer: [UInt8], message: ArtifactBeginMessage, now: Double) {
+    guard knownWorker(message.workerID, peer: peer, now: now) != nil,
+      let id = artifactJob(message.ref, name: message.name, workerID: message.workerID, peer: peer)
+    else { return }
+    let reason =
+      "uploading artifacts: \(message.name) (\(message.index + 1) of \(message.count), "
+      + "\(ByteSize(bytes: message.size)))"
+    if let job = jobs[id], job.state.isFinal {
+      actions.append(
+        .store(
+          .jobCleanup(
+            id: id, attempt: message.attempt, state: .pending, bytesFreed: nil, diskFreeAfter: nil,
+            reason: reason)))
+    }
+    actions.append(.artifact(.begin(peer: peer, jobID: id, message)))
+  }
+
+  mutating func artifactChunk(peer: [UInt8], message: ArtifactChunkMessage, data: Data, now: Double) {
+    guard knownWorker(message.workerID, peer: peer, now: now) != nil,
+      let id = artifactJob(message.ref, name: message.name, workerID: message.workerID, peer: peer)
+    else { return }
+    actions.append(.artifact(.chunk(peer: peer, jobID: id, message, data)))
+  }
+
+  /// The job an artifact message is about, if its attempt is current on that worker.
+  /// A replaced attempt is told to stop; one the coordinator is done with is refused.
+  private mutating func artifactJob(_ ref: AttemptRef, name: String, workerID: String, peer: [UInt8])
+    -> Int64?
+  {
+    guard let id = Int64(ref.jobID), let job = jobs[id], ref.attempt <= job.attempt else {
+      send(
+        peer, .artifactAck,
+        ArtifactAckMessage(
+          jobID: ref.jobID, attempt: ref.attempt, name: name, offset: 0, complete: false,
+          error:
+            "job \(ref.jobID) attempt \(ref.attempt) takes no artifacts: the coordinator no longer expects "
+            + "anything of that attempt (it was cleaned up, or never assigned)"))
+      return nil
+    }
+    guard job.attempt == ref.attempt, job.workerID == workerID else {
+      send(
+        peer, .stop,
+        StopMessage(
+          jobID: ref.jobID, attempt: ref.attempt,
+          reason: job.attempt == ref.attempt
+            ? "attempt \(ref.attempt) is no longer this worker's"
+            : "attempt \(ref.attempt) was replaced by attempt \(job.attempt)",
+          stale: true))
+      return nil
+    }
+    return id
   }
 
   // MARK: Time

@@ -109,6 +109,20 @@ final class JobStore {
       try db.execute(sql: "CREATE INDEX jobs_by_array ON jobs(array_id) WHERE array_id IS NOT NULL")
       try db.execute(sql: "CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at IS NOT NULL")
     }
+    migrator.registerMigration("v4-artifacts") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE artifact_files (
+            job_id INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (job_id, attempt, name)
+          ) WITHOUT ROWID
+          """)
+    }
     return migrator
   }
 
@@ -236,6 +250,13 @@ final class JobStore {
     case .workerState(let id, let state, let drained, let lastSeen):
       try db.cachedStatement(sql: "UPDATE workers SET state = ?, drained = ?, last_seen = ? WHERE id = ?")
         .execute(arguments: [state.rawValue, drained, lastSeen, id])
+    case .artifactStored(let jobID, let attempt, let name, let size, let sha256, let at):
+      try db.cachedStatement(
+        sql: """
+          INSERT OR REPLACE INTO artifact_files (job_id, attempt, name, size, sha256, created)
+          VALUES (?, ?, ?, ?, ?, ?)
+          """
+      ).execute(arguments: [jobID, attempt, name, size, sha256, at])
     }
   }
 
@@ -259,15 +280,16 @@ final class JobStore {
     try read { try Int64.fetchOne($0, sql: "SELECT MAX(id) FROM jobs") ?? 0 }
   }
 
-  /// Jobs the core must act on after a restart: those not yet final. (A final job
-  /// whose cleanup report is still owed is updated by the report whenever it comes.)
+  /// Jobs the core must act on after a restart: those not yet final, and final ones
+  /// whose cleanup report is still owed (their worker may still be uploading artifacts).
   func liveJobs() throws(StoreError) -> [(LiveJob, CoordinatorCore.LogCursor?)] {
     try read { db in
       let rows = try Row.fetchAll(
         db,
         sql: """
           SELECT \(Self.jobColumns) FROM jobs
-          WHERE state IN ('queued', 'assigned', 'running', 'serving') ORDER BY id
+          WHERE state IN ('queued', 'assigned', 'running', 'serving')
+            OR (cleanup_state = 'pending' AND worker_id IS NOT NULL) ORDER BY id
           """)
       return try rows.map { row in
         let job = self.liveJob(row)
@@ -436,6 +458,11 @@ final class JobStore {
   /// loop for long. Returns how many jobs went.
   @discardableResult
   func prune(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> Int {
+    try pruneJobs(finishedBefore: cutoff, keep: keep).count
+  }
+
+  /// `prune`, returning the ids of the jobs deleted (their artifact files go too).
+  func pruneJobs(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> [Int64] {
     do {
       return try db.write { db in
         let ids = try Int64.fetchAll(
@@ -448,15 +475,47 @@ final class JobStore {
         for id in ids {
           try db.execute(sql: "DELETE FROM logs WHERE job_id = ?", arguments: [id])
           try db.execute(sql: "DELETE FROM attempts WHERE job_id = ?", arguments: [id])
+          try db.execute(sql: "DELETE FROM artifact_files WHERE job_id = ?", arguments: [id])
           try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id])
         }
         if !ids.isEmpty {
           try db.execute(sql: "DELETE FROM bundles WHERE hash NOT IN (SELECT DISTINCT bundle_hash FROM jobs)")
         }
-        return ids.count
+        return ids
       }
     } catch {
       throw .write(detail: "\(error)")
+    }
+  }
+
+  /// The stored artifacts of a job, every attempt, by attempt then name.
+  func artifacts(jobID: Int64) throws(StoreError) -> [ArtifactView] {
+    try read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT attempt, name, size, sha256, created FROM artifact_files WHERE job_id = ?
+          ORDER BY attempt, name
+          """, arguments: [jobID]
+      ).map { row in
+        ArtifactView(
+          name: row["name"], size: row["size"], sha256: row["sha256"], attempt: row["attempt"],
+          created: Timestamp.iso(row["created"]))
+      }
+    }
+  }
+
+  /// Every stored artifact, for the artifact store's accounting at start.
+  func allArtifacts() throws(StoreError) -> [(
+    job: Int64, attempt: Int, name: String, size: Int64, sha256: String
+  )] {
+    try read { db in
+      try Row.fetchAll(db, sql: "SELECT job_id, attempt, name, size, sha256 FROM artifact_files").map { row in
+        (
+          job: row["job_id"], attempt: row["attempt"], name: row["name"], size: row["size"],
+          sha256: row["sha256"]
+        )
+      }
     }
   }
 

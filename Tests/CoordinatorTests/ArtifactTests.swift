@@ -236,20 +236,45 @@ struct ArtifactCoreTests {
     #expect(Self.sent(actions).map(\.type) == [.artifactAck])
   }
 
-  @Test func aRestartedCoreKeepsAFinishedJobWhoseCleanupIsOwed() throws {
-    let finished = Self.finishedJob()
-    var core = CoordinatorCore(settings: CoordinatorSettings())
-    var job = try #require(finished.jobs[1])
-    job.state = .succeeded
-    core.restore(job: job, cursor: nil)
-    core.restore(worker: try #require(finished.workers["w1"]).advert, drained: false, now: 10)
-    core.forgetFinalJobsWithoutWorker()
-    #expect(core.jobs[1]?.state == .succeeded)
-    // Without its worker it owes nothing.
-    var orphan = CoordinatorCore(settings: CoordinatorSettings())
-    orphan.restore(job: job, cursor: nil)
-    orphan.forgetFinalJobsWithoutWorker()
-    #expect(orphan.jobs[1] == nil)
+  @Test func aWorkerThatWasOfflineOrACoordinatorRestartStillMayFinishTheUpload() throws {
+    // The worker goes silent after the result: the job is let go, its upload is not.
+    var core = Self.finishedJob()
+    core.tick(now: 1000)
+    _ = core.takeActions()
+    #expect(core.jobs[1] == nil)
+    core.register(
+      peer: [1],
+      message: RegisterMessage(
+        worker: try #require(core.workers["w1"]).advert, activeAttempts: [AttemptRef(jobID: "1", attempt: 1)]),
+      now: 1001)
+    let registered = core.takeActions()
+    let sent = Self.sent(registered)
+    #expect(try sent.first { $0.type == .registered }?.decode(RegisteredMessage.self).stopAttempts == [])
+    #expect(try sent.first { $0.type == .stop }?.decode(StopMessage.self).stale == false)
+    core.artifactBegin(peer: [1], message: begin("a", Data(count: 1)), now: 1002)
+    #expect(core.takeActions().contains { if case .artifact = $0 { true } else { false } })
+
+    // A restarted core learns the owed cleanup from the store.
+    var restarted = CoordinatorCore(settings: CoordinatorSettings())
+    restarted.restoreOwedCleanup(AttemptRef(jobID: "1", attempt: 1), workerID: "w1", now: 0)
+    restarted.register(
+      peer: [1],
+      message: RegisterMessage(worker: try #require(core.workers["w1"]).advert, activeAttempts: []), now: 1)
+    _ = restarted.takeActions()
+    restarted.artifactBegin(peer: [1], message: begin("a", Data(count: 1)), now: 2)
+    #expect(restarted.takeActions().contains { if case .artifact = $0 { true } else { false } })
+    // Another worker may not.
+    restarted.artifactBegin(peer: [1], message: begin("a", Data(count: 1), worker: "w9"), now: 2)
+    #expect(!restarted.takeActions().contains { if case .artifact = $0 { true } else { false } })
+    // Once the cleanup is reported, nothing more is taken.
+    restarted.cleanup(
+      peer: [1],
+      message: CleanupMessage(
+        workerID: "w1", jobID: "1", attempt: 1, state: .done, bytesFreed: 0, diskFreeAfter: 0, reason: nil),
+      now: 3)
+    _ = restarted.takeActions()
+    restarted.artifactBegin(peer: [1], message: begin("a", Data(count: 1)), now: 4)
+    #expect(!restarted.takeActions().contains { if case .artifact = $0 { true } else { false } })
   }
 }
 

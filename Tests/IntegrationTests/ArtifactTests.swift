@@ -129,4 +129,79 @@ import Testing
       #expect(!FileManager.default.fileExists(atPath: pool.workerRoot("laptop") + "/jobs/\(id)-1"))
     }
   }
+
+  @Test func anUploadSurvivesAWorkerRestartAndResumes() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      try pool.startWorker("laptop", extra: ["--upload-rate", "200kB"])
+      let script = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": [
+          "head -c 1200000 /dev/urandom > big.bin",
+          "sha256sum big.bin"
+        ] } } ], "artifacts": ["big.bin"] }
+        """, in: pool.directory)
+      let id = try pool.submit([script])
+      let partials = pool.dataDirectory + "/artifacts/\(id)/1/partial"
+      try pool.waitUntil("the coordinator holds part of the upload", timeout: 60) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: partials)) ?? []
+        return names.contains {
+          ((try? FileManager.default.attributesOfItem(atPath: partials + "/" + $0)[.size]) as? Int64 ?? 0) > 0
+        }
+      }
+      // The worker dies mid-upload; its workspace, the only copy, must outlive it.
+      pool.killWorker("laptop")
+      #expect(FileManager.default.fileExists(atPath: pool.workerRoot("laptop") + "/jobs/\(id)-1/big.bin"))
+      try pool.startWorker("laptop", extra: ["--upload-rate", "200kB"])
+      let view = try pool.waitForFinal(id, timeout: 90)
+      let lines = try pool.logLines(id).map(\.line)
+      #expect(view.state == .succeeded, "\(lines)")
+      #expect(view.cleanup.state == .done, "\(view.cleanup)\n\(pool.daemonLogs())")
+      let printed = try #require(Self.printedDigest(lines, name: "big.bin"), "\(lines)")
+      let listed: [ArtifactView] = try pool.json(["artifacts", id])
+      #expect(listed.first?.sha256 == printed)
+      #expect(listed.first?.size == 1_200_000)
+      #expect(pool.daemonLogs().contains("artifact upload resumes"))
+      #expect(!FileManager.default.fileExists(atPath: pool.workerRoot("laptop") + "/jobs/\(id)-1"))
+    }
+  }
+
+  @Test func anUploadOverTheLimitKeepsTheWorkspaceAndSaysWhy() throws {
+    try withPool { pool in
+      try pool.startCoordinator(extra: ["--artifact-limit", "4kB"])
+      try pool.startWorker("small")
+      // A glob that leaves the workspace is refused at submit, naming it.
+      let escaping = try writeScript(
+        #"{ "run": [ { "method": "log", "params": { "text": "x" } } ], "artifacts": ["../outside/*"] }"#,
+        name: "escape.json", in: pool.directory)
+      let refused = pool.cli(["submit", escaping])
+      #expect(refused.status != 0)
+      #expect(refused.stderr.contains("artifact glob '../outside/*' is refused"), "\(refused.stderr)")
+
+      let script = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": "head -c 5000 /dev/zero > big.bin" } } ],
+          "artifacts": ["big.bin", "nothing/*.png"] }
+        """, in: pool.directory)
+      let id = try pool.submit([script])
+      let view = try pool.waitForFinal(id)
+      #expect(view.state == .succeeded)
+      #expect(view.cleanup.state == .kept, "\(view.cleanup)")
+      let reason = view.cleanup.reason ?? ""
+      #expect(reason.contains("artifact upload failed"), "\(reason)")
+      #expect(
+        reason.contains("job \(id)") && reason.contains("'big.bin'") && reason.contains("per-job limit"))
+      #expect(reason.contains("workspace kept at"))
+      let workspace = pool.workerRoot("small") + "/jobs/\(id)-1"
+      #expect(FileManager.default.fileExists(atPath: workspace + "/big.bin"))
+      // The glob that matched nothing is a warning in the job's log.
+      let lines = try pool.logLines(id).map(\.line)
+      #expect(lines.contains { $0.contains("artifact glob 'nothing/*.png' matched no file") }, "\(lines)")
+      // `status` and `artifacts` say so too.
+      #expect(pool.cli(["status", id]).stdout.contains("artifact upload failed"))
+      let listing = pool.cli(["artifacts", id])
+      #expect(listing.status == 0)
+      #expect(listing.stdout.contains("no stored artifacts") && listing.stdout.contains("per-job limit"))
+    }
+  }
 }

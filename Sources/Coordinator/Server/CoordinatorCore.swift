@@ -15,6 +15,18 @@ struct CoordinatorCore: Sendable {
   private var actions: [CoordinatorAction] = []
   /// Distinct requirements seen, numbered from 1 (see `LiveJob.QueueKey`).
   private var requirementClasses: [Requirements: Int] = [:]
+  /// Final attempts whose worker has not reported their cleanup yet: until it does, it
+  /// may upload their artifacts. Kept apart from `jobs` (which lets a final job go when
+  /// its worker goes offline), so a laptop that sleeps through an upload can finish it
+  /// when it wakes, and across a coordinator restart; forgotten after `owedCleanupDays`.
+  private(set) var owedCleanup: [AttemptRef: OwedCleanup] = [:]
+  private var lastOwedSweep = 0.0
+  static let owedCleanupDays = 7.0
+
+  struct OwedCleanup: Sendable, Hashable {
+    var workerID: String
+    var since: Double
+  }
 
   private mutating func requirementClass(_ requirements: Requirements) -> Int {
     if let known = requirementClasses[requirements] { return known }
@@ -61,24 +73,17 @@ struct CoordinatorCore: Sendable {
     // and give it one liveness window to come back.
     var record = WorkerRecord(advert: advert, peer: [], lastSeen: now, online: true, drained: drained)
     record.registered = false
-    for job in jobs.values where job.workerID == advert.id {
-      // A final job here still owes its cleanup report (and maybe artifacts).
+    for job in jobs.values where job.workerID == advert.id && job.state.isActive {
       record.holdings[job.ref] = Holding(
-        gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: job.state.isActive)
+        gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
     }
     workers[advert.id] = record
   }
 
-  /// After restoring jobs and workers: a final job whose worker is not coming back
-  /// (offline in the store) owes nothing any more and is let go.
-  mutating func forgetFinalJobsWithoutWorker() {
-    for (id, job) in jobs where job.state.isFinal {
-      let held = job.workerID.flatMap { workers[$0]?.holdings[job.ref] } != nil
-      if !held {
-        jobs[id] = nil
-        logCursors[id] = nil
-      }
-    }
+  /// A final attempt whose cleanup report had not come when the coordinator stopped:
+  /// its worker may still be uploading its artifacts.
+  mutating func restoreOwedCleanup(_ ref: AttemptRef, workerID: String, now: Double) {
+    owedCleanup[ref] = OwedCleanup(workerID: workerID, since: now)
   }
 
   mutating func noteIssuedID(_ id: Int64) { nextJobID = max(nextJobID, id + 1) }
@@ -190,7 +195,24 @@ struct CoordinatorCore: Sendable {
     var stop: [AttemptRef] = []
     // A cancel or timeout decided while the worker was unreachable is sent again now.
     var resendStop: [LiveJob] = []
+    // Attempts whose result the coordinator already took (its acknowledgement was lost,
+    // or the worker restarted before hearing it): not stale, for they may still be
+    // uploading artifacts, but told to stop should they still run (the coordinator gave
+    // up on them while the worker was away).
+    var finishedStop: [(ref: AttemptRef, state: String)] = []
     for ref in message.activeAttempts {
+      if let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt, job.workerID == advert.id,
+        job.state.isFinal
+      {
+        record.holdings[ref] = Holding(
+          gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: false)
+        finishedStop.append((ref, job.state.rawValue))
+        continue
+      }
+      if jobs[Int64(ref.jobID) ?? -1] == nil, owedCleanup[ref]?.workerID == advert.id {
+        finishedStop.append((ref, "finished"))
+        continue
+      }
       guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
         job.workerID == advert.id, job.state.isActive
       else {
@@ -225,6 +247,12 @@ struct CoordinatorCore: Sendable {
         StopMessage(
           jobID: job.idText, attempt: job.attempt, reason: job.timedOut ? "timed out" : "cancelled",
           stale: false))
+    }
+    for (ref, state) in finishedStop {
+      send(
+        peer, .stop,
+        StopMessage(
+          jobID: ref.jobID, attempt: ref.attempt, reason: "the job is already \(state)", stale: false))
     }
   }
 
@@ -438,6 +466,7 @@ struct CoordinatorCore: Sendable {
     guard var worker = knownWorker(message.workerID, peer: peer, now: now) else { return }
     let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
     worker.holdings[ref] = nil
+    owedCleanup[ref] = nil
     worker.advert.diskFree = message.diskFreeAfter
     workers[message.workerID] = worker
     if let id = Int64(message.jobID) {
@@ -466,7 +495,7 @@ struct CoordinatorCore: Sendable {
     let reason =
       "uploading artifacts: \(message.name) (\(message.index + 1) of \(message.count), "
       + "\(ByteSize(bytes: message.size)))"
-    if let job = jobs[id], job.state.isFinal {
+    if owedCleanup[message.ref] != nil {
       actions.append(
         .store(
           .jobCleanup(
@@ -488,6 +517,7 @@ struct CoordinatorCore: Sendable {
   private mutating func artifactJob(_ ref: AttemptRef, name: String, workerID: String, peer: [UInt8])
     -> Int64?
   {
+    if let owed = owedCleanup[ref], owed.workerID == workerID, let id = Int64(ref.jobID) { return id }
     guard let id = Int64(ref.jobID), let job = jobs[id], ref.attempt <= job.attempt else {
       send(
         peer, .artifactAck,
@@ -498,7 +528,7 @@ struct CoordinatorCore: Sendable {
             + "anything of that attempt (it was cleaned up, or never assigned)"))
       return nil
     }
-    guard job.attempt == ref.attempt, job.workerID == workerID else {
+    guard job.attempt == ref.attempt, job.workerID == workerID, job.state.isActive else {
       send(
         peer, .stop,
         StopMessage(
@@ -517,6 +547,10 @@ struct CoordinatorCore: Sendable {
   /// Declares silent workers offline (their jobs become lost and are requeued) and
   /// stops jobs past their timeout.
   mutating func tick(now: Double) {
+    if now - lastOwedSweep > 60 {
+      lastOwedSweep = now
+      owedCleanup = owedCleanup.filter { now - $0.value.since < Self.owedCleanupDays * 86400 }
+    }
     for workerID in workers.silent(now: now, window: settings.livenessWindow) {
       guard var worker = workers[workerID] else { continue }
       worker.online = false
@@ -636,6 +670,8 @@ struct CoordinatorCore: Sendable {
     if holding == nil {
       jobs[id] = nil
       logCursors[id] = nil
+    } else if let workerID = job.workerID {
+      owedCleanup[job.ref] = OwedCleanup(workerID: workerID, since: now)
     }
   }
 

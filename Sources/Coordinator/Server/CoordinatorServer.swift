@@ -88,7 +88,9 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     for (advert, drained, _, state) in try store.workers() where state != .offline {
       core.restore(worker: advert, drained: drained, now: now)
     }
-    core.forgetFinalJobsWithoutWorker()
+    for (ref, workerID) in try store.owedCleanups() {
+      core.restoreOwedCleanup(ref, workerID: workerID, now: now)
+    }
     artifacts = try ArtifactStore(
       root: (configuration.dataDirectory as NSString).appendingPathComponent("artifacts"),
       limits: configuration.limits.artifacts, stored: try store.allArtifacts())

@@ -280,16 +280,15 @@ final class JobStore {
     try read { try Int64.fetchOne($0, sql: "SELECT MAX(id) FROM jobs") ?? 0 }
   }
 
-  /// Jobs the core must act on after a restart: those not yet final, and final ones
-  /// whose cleanup report is still owed (their worker may still be uploading artifacts).
+  /// Jobs the core must act on after a restart: those not yet final. (A final job
+  /// whose cleanup report is still owed is updated by the report whenever it comes.)
   func liveJobs() throws(StoreError) -> [(LiveJob, CoordinatorCore.LogCursor?)] {
     try read { db in
       let rows = try Row.fetchAll(
         db,
         sql: """
           SELECT \(Self.jobColumns) FROM jobs
-          WHERE state IN ('queued', 'assigned', 'running', 'serving')
-            OR (cleanup_state = 'pending' AND worker_id IS NOT NULL) ORDER BY id
+          WHERE state IN ('queued', 'assigned', 'running', 'serving') ORDER BY id
           """)
       return try rows.map { row in
         let job = self.liveJob(row)
@@ -305,6 +304,24 @@ final class JobStore {
           CoordinatorCore.LogCursor(attempt: job.attempt, workerSeq: workerSeq ?? 0, jobSeq: $0)
         }
         return (job, cursor)
+      }
+    }
+  }
+
+  /// Final attempts whose cleanup report is still owed: their worker may still be
+  /// uploading artifacts.
+  func owedCleanups() throws(StoreError) -> [(ref: AttemptRef, workerID: String)] {
+    try read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT id, attempt, worker_id FROM jobs
+          WHERE state IN ('succeeded', 'failed', 'cancelled') AND cleanup_state = 'pending'
+            AND worker_id IS NOT NULL
+          """
+      ).map { row in
+        let id: Int64 = row["id"]
+        return (ref: AttemptRef(jobID: String(id), attempt: row["attempt"]), workerID: row["worker_id"])
       }
     }
   }

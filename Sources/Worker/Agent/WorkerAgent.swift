@@ -106,6 +106,8 @@ public actor WorkerAgent {
   private var probing = false
   /// Workspaces whose artifacts are uploading, with the state their job ended in.
   private var awaitingUpload: [AttemptRef: (workspace: String, state: JobState)] = [:]
+  /// Uploads an earlier run of the worker left unfinished, resumed after starting.
+  private var resumeUploads: [(job: AssignedJob, workspace: String, state: JobState)] = []
 
   enum AgentEvent: Sendable {
     case message(WireEnvelope)
@@ -151,6 +153,19 @@ public actor WorkerAgent {
         spool.forget(recovered.job.ref)
         continue
       }
+      // Stopped while uploading artifacts: the workspace was marked to outlive the
+      // restart; the upload resumes (from what the coordinator holds) once registered.
+      let workspace =
+        Confinement(root: configuration.root + "/jobs").root
+        + "/\(recovered.job.jobID)-\(recovered.job.attempt)"
+      if recovered.cleanup == nil, !recovered.job.artifacts.isEmpty,
+        KeptWorkspaces.deadline(of: workspace) != nil
+      {
+        core.restore(job: recovered.job, lines: recovered.lines, finished: finished, cleanup: nil)
+        resumeUploads.append((recovered.job, workspace, finished.state))
+        logger.info("resuming an artifact upload", metadata: ["attempt": "\(recovered.job.ref)"])
+        continue
+      }
       let cleanup =
         recovered.cleanup
         ?? CleanupMessage(
@@ -190,6 +205,14 @@ public actor WorkerAgent {
       ])
     core.start(now: Timestamp.now())
     perform(core.takeActions())
+    for (job, workspace, state) in resumeUploads {
+      let sink = self.sink
+      Task.detached {
+        let (files, _) = ArtifactCollector.collect(globs: job.artifacts, workspace: workspace)
+        sink.yield(.collected(job.ref, files, workspace: workspace, state: state))
+      }
+    }
+    resumeUploads = []
     await withTaskCancellationHandler {
       for await event in events {
         handle(event)

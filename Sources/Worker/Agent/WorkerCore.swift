@@ -249,8 +249,10 @@ struct WorkerCore: Sendable {
   /// Takes back an attempt an earlier run of this worker finished but could not
   /// deliver (from its spool): its lines, result and cleanup are resent after
   /// registering, and the coordinator keeps what it does not have yet.
+  /// With `cleanup` nil the workspace is still there, its artifacts to be uploaded
+  /// (`startUpload`) before it is cleaned up.
   mutating func restore(
-    job: AssignedJob, lines: [LogLine], finished: FinishedMessage, cleanup: CleanupMessage
+    job: AssignedJob, lines: [LogLine], finished: FinishedMessage, cleanup: CleanupMessage?
   ) {
     var attempt = Attempt(job: job)
     attempt.unacked = lines.sorted { $0.seq < $1.seq }

@@ -44,13 +44,13 @@ final class Pool: @unchecked Sendable {
   var dataDirectory: String { directory.appendingPathComponent("coordinator").path }
   func workerRoot(_ name: String) -> String { directory.appendingPathComponent("worker-\(name)").path }
 
-  func startCoordinator(liveness: Int = 10) throws {
+  func startCoordinator(liveness: Int = 10, extra: [String] = []) throws {
     coordinator = try spawn(
       "coordinator",
       [
         "coordinator", "--data", dataDirectory, "--bind", endpoint, "--heartbeat-interval", "\(heartbeat)",
         "--liveness", "\(liveness)",
-      ])
+      ] + extra)
     try waitUntil("the coordinator answers", timeout: 30) { self.cli(["workers", "--json"]).status == 0 }
   }
 

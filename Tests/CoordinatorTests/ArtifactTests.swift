@@ -249,6 +249,7 @@ struct ArtifactCoreTests {
       now: 1001)
     let registered = core.takeActions()
     let sent = Self.sent(registered)
+    #expect(sent.map(\.type) == [.logAck, .registered, .stop], "the log is complete: no need to resend it")
     #expect(try sent.first { $0.type == .registered }?.decode(RegisteredMessage.self).stopAttempts == [])
     #expect(try sent.first { $0.type == .stop }?.decode(StopMessage.self).stale == false)
     core.artifactBegin(peer: [1], message: begin("a", Data(count: 1)), now: 1002)

@@ -177,6 +177,13 @@ import Testing
       let refused = pool.cli(["submit", escaping])
       #expect(refused.status != 0)
       #expect(refused.stderr.contains("artifact glob '../outside/*' is refused"), "\(refused.stderr)")
+      // The coordinator checks what it is sent too (`--artifact` is not part of the script).
+      let plain = try writeScript(
+        #"{ "run": [ { "method": "log", "params": { "text": "x" } } ] }"#, name: "plain.json",
+        in: pool.directory)
+      let flagged = pool.cli(["submit", plain, "--artifact", "/etc/*"])
+      #expect(flagged.status != 0)
+      #expect(flagged.stderr.contains("artifact glob '/etc/*' is refused"), "\(flagged.stderr)")
 
       let script = try writeScript(
         """

@@ -65,4 +65,21 @@ struct ArtifactProtocolTests {
     #expect(digest.sha256 == data.sha256Hex)
     #expect(throws: FileDigestError.self) { try FileDigest.sha256(path: path + ".missing") }
   }
+
+  @Test func aScriptsArtifactsMustBeAListOfGlobsInsideTheWorkspace() throws {
+    let good = try Script.load(text: #"{"run": [], "artifacts": ["out/*.mp4", "notes.txt"]}"#, file: "a.json")
+    #expect(good.artifacts == ["out/*.mp4", "notes.txt"])
+    #expect(try Script.load(text: #"{"run": []}"#, file: "a.json").artifacts == [])
+    for (text, expected) in [
+      (#"{"run": [], "artifacts": "out.mp4"}"#, "must be a list of globs"),
+      (#"{"run": [], "artifacts": [3]}"#, "lists globs (strings), got number"),
+      (#"{"run": [], "artifacts": ["../x"]}"#, "artifact glob '../x' is refused"),
+    ] {
+      #expect {
+        try Script.load(text: text, file: "a.json")
+      } throws: { error in
+        "\(error)".contains(expected) && "\(error)".contains("a.json")
+      }
+    }
+  }
 }

@@ -199,18 +199,20 @@ struct CoordinatorCore: Sendable {
     // or the worker restarted before hearing it): not stale, for they may still be
     // uploading artifacts, but told to stop should they still run (the coordinator gave
     // up on them while the worker was away).
-    var finishedStop: [(ref: AttemptRef, state: String)] = []
+    var finishedStop: [(ref: AttemptRef, state: String, logStoredUpTo: Int)] = []
     for ref in message.activeAttempts {
       if let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt, job.workerID == advert.id,
         job.state.isFinal
       {
         record.holdings[ref] = Holding(
           gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: false)
-        finishedStop.append((ref, job.state.rawValue))
+        let cursor = logCursors[id].flatMap { $0.attempt == ref.attempt ? $0.workerSeq : nil } ?? 0
+        finishedStop.append((ref, job.state.rawValue, cursor))
         continue
       }
       if jobs[Int64(ref.jobID) ?? -1] == nil, owedCleanup[ref]?.workerID == advert.id {
-        finishedStop.append((ref, "finished"))
+        // Its result was taken, so every line up to it is stored (see `finished`).
+        finishedStop.append((ref, "finished", Int.max))
         continue
       }
       guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
@@ -237,6 +239,11 @@ struct CoordinatorCore: Sendable {
       current.holdings = current.holdings.filter { reported.contains($0.key) }
       workers[advert.id] = current
     }
+    // Before `registered`, upon which the worker resends what it holds unacknowledged:
+    // the log of an attempt whose result is in need not travel again.
+    for (ref, _, upTo) in finishedStop where upTo > 0 {
+      send(peer, .logAck, LogAckMessage(jobID: ref.jobID, attempt: ref.attempt, upTo: upTo))
+    }
     send(
       peer, .registered,
       RegisteredMessage(
@@ -248,7 +255,7 @@ struct CoordinatorCore: Sendable {
           jobID: job.idText, attempt: job.attempt, reason: job.timedOut ? "timed out" : "cancelled",
           stale: false))
     }
-    for (ref, state) in finishedStop {
+    for (ref, state, _) in finishedStop {
       send(
         peer, .stop,
         StopMessage(

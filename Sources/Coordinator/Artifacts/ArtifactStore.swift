@@ -331,6 +331,18 @@ final class ArtifactStore {
     return data
   }
 
+  /// An attempt whose cleanup was reported uploads nothing more: its partial files go,
+  /// and so does the space reserved for files it never completed.
+  func settle(job: Int64, attempt: Int) {
+    try? FileManager.default.removeItem(atPath: attemptFolder(job: job, attempt: attempt) + "/partial")
+    for key in sizes.keys where key.job == job && key.attempt == attempt && stored[key] == nil {
+      let size = sizes.removeValue(forKey: key) ?? 0
+      jobTotals[job, default: 0] -= size
+      poolTotal -= size
+      running[key] = nil
+    }
+  }
+
   /// Deletes every file of a job (retention pruned it).
   func removeJob(_ job: Int64) {
     try? FileManager.default.removeItem(atPath: root + "/\(job)")

@@ -17,4 +17,7 @@ enum CoordinatorAction: Sendable {
 enum ArtifactOperation: Sendable {
   case begin(peer: [UInt8], jobID: Int64, ArtifactBeginMessage)
   case chunk(peer: [UInt8], jobID: Int64, ArtifactChunkMessage, Data)
+  /// The attempt's cleanup is reported, so no upload of it continues: drop its partial
+  /// files and the space reserved for them.
+  case settle(jobID: Int64, attempt: Int)
 }

@@ -473,7 +473,9 @@ struct CoordinatorCore: Sendable {
     guard var worker = knownWorker(message.workerID, peer: peer, now: now) else { return }
     let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
     worker.holdings[ref] = nil
-    owedCleanup[ref] = nil
+    if owedCleanup.removeValue(forKey: ref) != nil, let id = Int64(message.jobID) {
+      actions.append(.artifact(.settle(jobID: id, attempt: message.attempt)))
+    }
     worker.advert.diskFree = message.diskFreeAfter
     workers[message.workerID] = worker
     if let id = Int64(message.jobID) {

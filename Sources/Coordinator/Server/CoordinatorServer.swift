@@ -249,6 +249,9 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
         case .begin(_, let jobID, let message): outcome = artifacts.begin(jobID: jobID, message, now: now)
         case .chunk(_, let jobID, let message, let data):
           outcome = artifacts.chunk(jobID: jobID, message, data: data, now: now)
+        case .settle(let jobID, let attempt):
+          artifacts.settle(job: jobID, attempt: attempt)
+          continue
         }
         if let stored = outcome.stored { changes.append(stored) }
         if case .begin(_, _, let message) = operation, outcome.ack.error == nil, !outcome.ack.complete,
@@ -288,6 +291,7 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
         let peer: [UInt8]
         switch operation {
         case .begin(let p, _, _), .chunk(let p, _, _, _): peer = p
+        case .settle: continue
         }
         io.send([Data(peer)] + WireEnvelope(.artifactAck, ack).frames)
       case .assign(let peer, let jobID, let attempt, let gpus):

@@ -254,6 +254,12 @@ struct ArtifactCollectorTests {
     #expect(
       ArtifactCollector.match(globs: ["to?.[lx]og"], workspace: root).matches.map(\.name) == ["top.log"])
     #expect(ArtifactCollector.match(globs: ["**/*.mp4"], workspace: root).matches.count == 3)
+    // The worker's marker of a kept workspace is never an artifact.
+    try KeptWorkspaces.keep(root, until: 1)
+    #expect(
+      !ArtifactCollector.match(globs: ["**", ".pinpool-keep-until"], workspace: root).matches.contains {
+        $0.name == ".pinpool-keep-until"
+      })
   }
 
   @Test func nothingOutsideTheWorkspaceIsTaken() throws {

@@ -298,9 +298,6 @@ public actor WorkerAgent {
     case .collected(let ref, let files, let workspace, let state):
       awaitingUpload[ref] = (workspace, state)
       if !files.isEmpty {
-        // Should the worker stop before the upload ends, its next start must not sweep
-        // away the only copy: marked, the workspace outlives a restart.
-        try? KeptWorkspaces.keep(workspace, until: now + configuration.keepUnuploaded)
         logger.info(
           "uploading artifacts",
           metadata: [
@@ -420,6 +417,10 @@ public actor WorkerAgent {
         let (files, warnings) = ArtifactCollector.collect(globs: job.artifacts, workspace: workspace)
         for warning in warnings { sink.yield(.log(ref, .pinpool, "warning: \(warning)", Timestamp.now())) }
         if !files.isEmpty {
+          // Should the worker stop before the upload ends, its next start must not sweep
+          // away the only copy: marked (before the end is recorded), the workspace
+          // outlives a restart, and the upload resumes.
+          try? KeptWorkspaces.keep(workspace, until: Timestamp.now() + configuration.keepUnuploaded)
           let bytes = files.reduce(Int64(0)) { $0 + $1.size }
           sink.yield(
             .log(

@@ -113,7 +113,9 @@ public enum ArtifactCollector {
     }
 
     private func entries(_ relative: String) -> [String] {
-      ((try? FileManager.default.contentsOfDirectory(atPath: absolute(relative))) ?? []).sorted()
+      let names = ((try? FileManager.default.contentsOfDirectory(atPath: absolute(relative))) ?? []).sorted()
+      // The worker's own marker of a kept workspace is not the job's output.
+      return relative.isEmpty ? names.filter { $0 != KeptWorkspaces.marker } : names
     }
 
     mutating func walk(relative: String, segments: ArraySlice<String>) {
@@ -134,7 +136,7 @@ public enum ArtifactCollector {
       if segment.contains(where: { "*?[".contains($0) }) {
         candidates = entries(relative).filter { fnmatch(segment, $0, 0) == 0 }
       } else {
-        candidates = [segment]
+        candidates = relative.isEmpty && segment == KeptWorkspaces.marker ? [] : [segment]
       }
       for entry in candidates {
         let name = join(relative, entry)

@@ -65,6 +65,17 @@ import Testing
       // The workspace is gone once its artifacts are stored.
       #expect(!FileManager.default.fileExists(atPath: pool.workerRoot("render") + "/jobs/\(id)-1"))
 
+      // A symbolic link planted in the download folder does not carry a file elsewhere.
+      let trap = pool.directory.appendingPathComponent("trap").path
+      let elsewhere = pool.directory.appendingPathComponent("elsewhere").path
+      try FileManager.default.createDirectory(atPath: trap, withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+      try FileManager.default.createSymbolicLink(atPath: trap + "/out", withDestinationPath: elsewhere)
+      let trapped = pool.cli(["artifacts", id, "--download", trap])
+      #expect(trapped.status != 0)
+      #expect(trapped.stderr.contains("is not a folder"), "\(trapped.stderr)")
+      #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere).isEmpty)
+
       // Specific errors: an unknown job, and a download folder that is a file.
       let unknown = pool.cli(["artifacts", "9999"])
       #expect(unknown.status != 0)

@@ -134,7 +134,8 @@ struct ArtifactsCommand: ParsableCommand {
     if lstat(target, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
       throw CLIError("refusing to download '\(view.name)': '\(target)' exists and is not a regular file")
     }
-    let temporary = parent + "/.\(components.last!).pinpool-download-\(UUID().uuidString.prefix(8))"
+    // Short, so a name at the file system's length limit still has room for it.
+    let temporary = parent + "/.pinpool-download-\(UUID().uuidString.prefix(8).lowercased())"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw CLIError("cannot create '\(temporary)': \(String(cString: strerror(errno)))") }
     var closed = false

@@ -12,6 +12,6 @@ struct Pinpool: AsyncParsableCommand {
     subcommands: [
       DevCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
       JobsCommand.self, LogsCommand.self, CancelCommand.self, WorkersCommand.self, DrainCommand.self,
-      UndrainCommand.self, ValidateCommand.self, KeysCommand.self,
+      UndrainCommand.self, ValidateCommand.self, KeysCommand.self, ArtifactsCommand.self,
     ])
 }

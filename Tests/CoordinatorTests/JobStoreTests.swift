@@ -259,6 +259,9 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(try reopened.maxJobID() == 3)
     let live = try reopened.liveJobs()
     #expect(live.map(\.0.id) == [1, 2])
+    // Job 3 is final but still owes its cleanup report: its worker may be uploading artifacts.
+    #expect(try reopened.owedCleanups().map(\.ref) == [AttemptRef(jobID: "3", attempt: 1)])
+    #expect(try reopened.owedCleanups().map(\.workerID) == ["w-box"])
 
     let (job, cursor) = try #require(live.first)
     #expect(job.name == "render")

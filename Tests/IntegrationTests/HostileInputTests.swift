@@ -292,7 +292,28 @@ enum HostileMessages {
         type, CancelRequest(requestID: string(&rng), jobIDs: ["999999", string(&rng) + "x"]))
     case .drain, .undrain:
       return WireEnvelope(type, DrainRequest(requestID: string(&rng), worker: "no-such-" + string(&rng)))
-    case .registered, .assign, .logAck, .reportAck, .stop, .reregister, .reply, .error:
+    case .artifactBegin:
+      return WireEnvelope(
+        type,
+        ArtifactBeginMessage(
+          workerID: worker, jobID: job, attempt: attempt ?? int(&rng), name: string(&rng),
+          size: plausible ? 4 : Int64(int(&rng)), sha256: string(&rng), index: int(&rng), count: int(&rng)))
+    case .artifactChunk:
+      return WireEnvelope(
+        type,
+        ArtifactChunkMessage(
+          workerID: worker, jobID: job, attempt: attempt ?? int(&rng), name: string(&rng),
+          offset: plausible ? 0 : Int64(int(&rng)), size: plausible ? 4 : Int64(int(&rng)),
+          sha256: string(&rng)),
+        payload: plausible ? [rng.bytes(4)] : [])
+    case .artifacts: return WireEnvelope(type, ArtifactsRequest(requestID: string(&rng), jobID: job))
+    case .artifactFetch:
+      return WireEnvelope(
+        type,
+        ArtifactFetchRequest(
+          requestID: string(&rng), jobID: job, attempt: attempt ?? int(&rng), name: string(&rng),
+          offset: Int64(int(&rng)), length: int(&rng)))
+    case .registered, .assign, .logAck, .reportAck, .stop, .reregister, .artifactAck, .reply, .error:
       // Coordinator-to-peer messages sent to the coordinator.
       return WireEnvelope(type, ErrorReply(requestID: string(&rng), message: string(&rng)))
     }

@@ -327,6 +327,16 @@ fileprivate func decodeHeader(_ envelope: WireEnvelope) throws(WireError) -> any
   case .reportAck: return try envelope.decode(ReportAckMessage.self)
   case .stop: return try envelope.decode(StopMessage.self)
   case .reregister: return try envelope.decode(ReregisterMessage.self)
+  case .artifactBegin: return try envelope.decode(ArtifactBeginMessage.self)
+  case .artifactChunk:
+    let message = try envelope.decode(ArtifactChunkMessage.self)
+    guard envelope.payload.count == 1 else {
+      throw .missingPayload(type: "artifactChunk", detail: "expected 1 payload frame")
+    }
+    return message
+  case .artifactAck: return try envelope.decode(ArtifactAckMessage.self)
+  case .artifacts: return try envelope.decode(ArtifactsRequest.self)
+  case .artifactFetch: return try envelope.decode(ArtifactFetchRequest.self)
   case .submit:
     let request = try envelope.decode(SubmitRequest.self)
     guard let bundle = envelope.payload.first else {
@@ -540,6 +550,32 @@ fileprivate func randomMessage(using rng: inout SplitMix64) -> GeneratedMessage 
     return make(
       type, StopMessage(jobID: s(&rng), attempt: i(&rng), reason: s(&rng), stale: Bool.random(using: &rng)))
   case .reregister: return make(type, ReregisterMessage(reason: s(&rng)))
+  case .artifactBegin:
+    return make(
+      type,
+      ArtifactBeginMessage(
+        workerID: s(&rng), jobID: s(&rng), attempt: i(&rng), name: s(&rng), size: randomInt64(using: &rng),
+        sha256: s(&rng), index: i(&rng), count: i(&rng)))
+  case .artifactChunk:
+    return make(
+      type,
+      ArtifactChunkMessage(
+        workerID: s(&rng), jobID: s(&rng), attempt: i(&rng), name: s(&rng), offset: randomInt64(using: &rng),
+        size: randomInt64(using: &rng), sha256: s(&rng)),
+      payload: [Data(s(&rng).utf8)])
+  case .artifactAck:
+    return make(
+      type,
+      ArtifactAckMessage(
+        jobID: s(&rng), attempt: i(&rng), name: s(&rng), offset: randomInt64(using: &rng),
+        complete: Bool.random(using: &rng), error: maybe(&rng) { s(&$0) }))
+  case .artifacts: return make(type, ArtifactsRequest(requestID: s(&rng), jobID: s(&rng)))
+  case .artifactFetch:
+    return make(
+      type,
+      ArtifactFetchRequest(
+        requestID: s(&rng), jobID: s(&rng), attempt: i(&rng), name: s(&rng), offset: randomInt64(using: &rng),
+        length: i(&rng)))
   case .submit:
     var request = SubmitRequest(
       requestID: s(&rng), name: s(&rng), entry: s(&rng), args: randomObject(using: &rng),

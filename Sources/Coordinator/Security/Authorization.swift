@@ -11,13 +11,13 @@ enum Authorization {
     }
     let allowed: Set<Role>
     switch type {
-    case .register, .heartbeat, .logBatch, .progress, .finished, .cleanup:
+    case .register, .heartbeat, .logBatch, .progress, .finished, .cleanup, .artifactBegin, .artifactChunk:
       allowed = [.worker]
-    case .submit, .status, .jobs, .logs, .workers, .cancel:
+    case .submit, .status, .jobs, .logs, .workers, .cancel, .artifacts, .artifactFetch:
       allowed = [.client, .admin]
     case .drain, .undrain:
       allowed = [.admin]
-    case .registered, .assign, .logAck, .reportAck, .stop, .reregister, .reply, .error:
+    case .registered, .assign, .logAck, .reportAck, .stop, .reregister, .artifactAck, .reply, .error:
       // Coordinator-to-peer types; the dispatcher refuses them for everyone.
       return nil
     }

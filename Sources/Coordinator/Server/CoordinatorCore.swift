@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// The coordinator's state machine: messages and the clock in, store changes and
@@ -15,6 +16,18 @@ struct CoordinatorCore: Sendable {
   /// Distinct requirements seen, numbered from 1 (see `LiveJob.QueueKey`), each with the
   /// one copy the jobs of that shape share.
   private var requirementClasses: [Requirements: (number: Int, box: RequirementsBox)] = [:]
+  /// Final attempts whose worker has not reported their cleanup yet: until it does, it
+  /// may upload their artifacts. Kept apart from `jobs` (which lets a final job go when
+  /// its worker goes offline), so a laptop that sleeps through an upload can finish it
+  /// when it wakes, and across a coordinator restart; forgotten after `owedCleanupDays`.
+  private(set) var owedCleanup: [AttemptRef: OwedCleanup] = [:]
+  private var lastOwedSweep = 0.0
+  static let owedCleanupDays = 7.0
+
+  struct OwedCleanup: Sendable, Hashable {
+    var workerID: String
+    var since: Double
+  }
 
   /// Numbers the job's requirements and points it at the shared copy.
   private mutating func classify(_ job: inout LiveJob) {
@@ -71,6 +84,12 @@ struct CoordinatorCore: Sendable {
         gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: true)
     }
     workers[advert.id] = record
+  }
+
+  /// A final attempt whose cleanup report had not come when the coordinator stopped:
+  /// its worker may still be uploading its artifacts.
+  mutating func restoreOwedCleanup(_ ref: AttemptRef, workerID: String, now: Double) {
+    owedCleanup[ref] = OwedCleanup(workerID: workerID, since: now)
   }
 
   mutating func noteIssuedID(_ id: Int64) { nextJobID = max(nextJobID, id + 1) }
@@ -183,7 +202,26 @@ struct CoordinatorCore: Sendable {
     var stop: [AttemptRef] = []
     // A cancel or timeout decided while the worker was unreachable is sent again now.
     var resendStop: [LiveJob] = []
+    // Attempts whose result the coordinator already took (its acknowledgement was lost,
+    // or the worker restarted before hearing it): not stale, for they may still be
+    // uploading artifacts, but told to stop should they still run (the coordinator gave
+    // up on them while the worker was away).
+    var finishedStop: [(ref: AttemptRef, state: String, logStoredUpTo: Int)] = []
     for ref in message.activeAttempts {
+      if let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt, job.workerID == advert.id,
+        job.state.isFinal
+      {
+        record.holdings[ref] = Holding(
+          gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: false)
+        let cursor = logCursors[id].flatMap { $0.attempt == ref.attempt ? $0.workerSeq : nil } ?? 0
+        finishedStop.append((ref, job.state.rawValue, cursor))
+        continue
+      }
+      if jobs[Int64(ref.jobID) ?? -1] == nil, owedCleanup[ref]?.workerID == advert.id {
+        // Its result was taken, so every line up to it is stored (see `finished`).
+        finishedStop.append((ref, "finished", Int.max))
+        continue
+      }
       guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
         job.workerID == advert.id, job.state.isActive
       else {
@@ -208,6 +246,11 @@ struct CoordinatorCore: Sendable {
       current.holdings = current.holdings.filter { reported.contains($0.key) }
       workers[advert.id] = current
     }
+    // Before `registered`, upon which the worker resends what it holds unacknowledged:
+    // the log of an attempt whose result is in need not travel again.
+    for (ref, _, upTo) in finishedStop where upTo > 0 {
+      send(peer, .logAck, LogAckMessage(jobID: ref.jobID, attempt: ref.attempt, upTo: upTo))
+    }
     send(
       peer, .registered,
       RegisteredMessage(
@@ -218,6 +261,12 @@ struct CoordinatorCore: Sendable {
         StopMessage(
           jobID: job.idText, attempt: job.attempt, reason: job.timedOut ? "timed out" : "cancelled",
           stale: false))
+    }
+    for (ref, state, _) in finishedStop {
+      send(
+        peer, .stop,
+        StopMessage(
+          jobID: ref.jobID, attempt: ref.attempt, reason: "the job is already \(state)", stale: false))
     }
   }
 
@@ -391,6 +440,13 @@ struct CoordinatorCore: Sendable {
       send(
         peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished))
     }
+    if let id = Int64(message.jobID), let job = jobs[id], job.attempt == message.attempt,
+      job.workerID == message.workerID, job.state.isFinal
+    {
+      // A result we already took, sent again because its acknowledgement was lost: the
+      // attempt is still this worker's (it may be uploading artifacts), so no stop.
+      return
+    }
     guard
       let job = currentJob(message.jobID, attempt: message.attempt, workerID: message.workerID, peer: peer)
     else {
@@ -424,6 +480,9 @@ struct CoordinatorCore: Sendable {
     guard var worker = knownWorker(message.workerID, peer: peer, now: now) else { return }
     let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
     worker.holdings[ref] = nil
+    if owedCleanup.removeValue(forKey: ref) != nil, let id = Int64(message.jobID) {
+      actions.append(.artifact(.settle(jobID: id, attempt: message.attempt)))
+    }
     worker.advert.diskFree = message.diskFreeAfter
     workers[message.workerID] = worker
     if let id = Int64(message.jobID) {
@@ -440,11 +499,74 @@ struct CoordinatorCore: Sendable {
     send(peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .cleanup))
   }
 
+  // MARK: Artifacts
+
+  /// A worker begins (or resumes) uploading an artifact of an attempt. It is taken
+  /// while the attempt is the job's current one on that worker, running or finished
+  /// with its cleanup still owed; the shell checks the limits and answers.
+  mutating func artifactBegin(peer: [UInt8], message: ArtifactBeginMessage, now: Double) {
+    guard knownWorker(message.workerID, peer: peer, now: now) != nil,
+      let id = artifactJob(message.ref, name: message.name, workerID: message.workerID, peer: peer)
+    else { return }
+    let reason =
+      "uploading artifacts: \(message.name) (\(message.index + 1) of \(message.count), "
+      + "\(ByteSize(bytes: message.size)))"
+    if owedCleanup[message.ref] != nil {
+      actions.append(
+        .store(
+          .jobCleanup(
+            id: id, attempt: message.attempt, state: .pending, bytesFreed: nil, diskFreeAfter: nil,
+            reason: reason)))
+    }
+    actions.append(.artifact(.begin(peer: peer, jobID: id, message)))
+  }
+
+  mutating func artifactChunk(peer: [UInt8], message: ArtifactChunkMessage, data: Data, now: Double) {
+    guard knownWorker(message.workerID, peer: peer, now: now) != nil,
+      let id = artifactJob(message.ref, name: message.name, workerID: message.workerID, peer: peer)
+    else { return }
+    actions.append(.artifact(.chunk(peer: peer, jobID: id, message, data)))
+  }
+
+  /// The job an artifact message is about, if its attempt is current on that worker.
+  /// A replaced attempt is told to stop; one the coordinator is done with is refused.
+  private mutating func artifactJob(_ ref: AttemptRef, name: String, workerID: String, peer: [UInt8])
+    -> Int64?
+  {
+    if let owed = owedCleanup[ref], owed.workerID == workerID, let id = Int64(ref.jobID) { return id }
+    guard let id = Int64(ref.jobID), let job = jobs[id], ref.attempt <= job.attempt else {
+      send(
+        peer, .artifactAck,
+        ArtifactAckMessage(
+          jobID: ref.jobID, attempt: ref.attempt, name: name, offset: 0, complete: false,
+          error:
+            "job \(ref.jobID) attempt \(ref.attempt) takes no artifacts: the coordinator no longer expects "
+            + "anything of that attempt (it was cleaned up, or never assigned)"))
+      return nil
+    }
+    guard job.attempt == ref.attempt, job.workerID == workerID, job.state.isActive else {
+      send(
+        peer, .stop,
+        StopMessage(
+          jobID: ref.jobID, attempt: ref.attempt,
+          reason: job.attempt == ref.attempt
+            ? "attempt \(ref.attempt) is no longer this worker's"
+            : "attempt \(ref.attempt) was replaced by attempt \(job.attempt)",
+          stale: true))
+      return nil
+    }
+    return id
+  }
+
   // MARK: Time
 
   /// Declares silent workers offline (their jobs become lost and are requeued) and
   /// stops jobs past their timeout.
   mutating func tick(now: Double) {
+    if now - lastOwedSweep > 60 {
+      lastOwedSweep = now
+      owedCleanup = owedCleanup.filter { now - $0.value.since < Self.owedCleanupDays * 86400 }
+    }
     for workerID in workers.silent(now: now, window: settings.livenessWindow) {
       guard var worker = workers[workerID] else { continue }
       worker.online = false
@@ -564,6 +686,8 @@ struct CoordinatorCore: Sendable {
     if holding == nil {
       jobs[id] = nil
       logCursors[id] = nil
+    } else if let workerID = job.workerID {
+      owedCleanup[job.ref] = OwedCleanup(workerID: workerID, since: now)
     }
   }
 

@@ -17,6 +17,10 @@ public struct CoordinatorLimits: Sendable {
   public var submitBurst: Double = 500
   /// Finished jobs and their logs are deleted this long after they end.
   public var retentionSeconds: Double = 30 * 86400
+  /// Stored artifacts: per job and for the whole pool.
+  public var artifacts = ArtifactLimits()
+  /// The most bytes one `artifactFetch` reply carries.
+  public var maxArtifactFetchBytes = 4 * 1024 * 1024
   public init() {}
 }
 
@@ -110,6 +114,7 @@ private final class EndpointBox: @unchecked Sendable {
 final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   private var core: CoordinatorCore
   private let store: JobStore
+  private let artifacts: ArtifactStore
   private let logger: Logger
   private let limits: CoordinatorLimits
   private var pendingQueries: [(peer: [UInt8], envelope: WireEnvelope)] = []
@@ -133,6 +138,12 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     for (advert, drained, _, state) in try store.workers() where state != .offline {
       core.restore(worker: advert, drained: drained, now: now)
     }
+    for (ref, workerID) in try store.owedCleanups() {
+      core.restoreOwedCleanup(ref, workerID: workerID, now: now)
+    }
+    artifacts = try ArtifactStore(
+      root: (configuration.dataDirectory as NSString).appendingPathComponent("artifacts"),
+      limits: configuration.limits.artifacts, stored: try store.allArtifacts())
   }
 
   var wantsOrigins: Bool { true }
@@ -190,8 +201,12 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     if now - lastPrune > 60 {
       lastPrune = now
       do {
-        let pruned = try store.prune(finishedBefore: now - limits.retentionSeconds, keep: Set(core.jobs.keys))
-        if pruned > 0 { logger.info("deleted finished jobs past retention", metadata: ["jobs": "\(pruned)"]) }
+        let pruned = try store.pruneJobs(
+          finishedBefore: now - limits.retentionSeconds, keep: Set(core.jobs.keys))
+        for id in pruned { artifacts.removeJob(id) }
+        if !pruned.isEmpty {
+          logger.info("deleted finished jobs past retention", metadata: ["jobs": "\(pruned.count)"])
+        }
       } catch {
         logger.error("pruning finished jobs failed", metadata: ["error": "\(error)"])
       }
@@ -212,6 +227,16 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     case .progress: core.progress(peer: peer, message: try envelope.decode(ProgressMessage.self), now: now)
     case .finished: core.finished(peer: peer, message: try envelope.decode(FinishedMessage.self), now: now)
     case .cleanup: core.cleanup(peer: peer, message: try envelope.decode(CleanupMessage.self), now: now)
+    case .artifactBegin:
+      core.artifactBegin(peer: peer, message: try envelope.decode(ArtifactBeginMessage.self), now: now)
+    case .artifactChunk:
+      let message = try envelope.decode(ArtifactChunkMessage.self)
+      guard envelope.payload.count == 1, let data = envelope.payload.first else {
+        throw WireError.missingPayload(
+          type: "artifactChunk", detail: "expected 1 payload frame (the bytes), got \(envelope.payload.count)"
+        )
+      }
+      core.artifactChunk(peer: peer, message: message, data: data, now: now)
     case .submit: try submit(peer: peer, envelope: envelope, identity: identity, address: address, now: now)
     case .cancel:
       var request = try envelope.decode(CancelRequest.self)
@@ -238,10 +263,10 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       core.setDrained(
         peer: peer, request: try envelope.decode(DrainRequest.self), drained: envelope.type == .drain,
         now: now)
-    case .status, .jobs, .logs, .workers:
+    case .status, .jobs, .logs, .workers, .artifacts, .artifactFetch:
       // Answered after this batch commits, so a status right after a submit sees it.
       pendingQueries.append((peer, envelope))
-    case .registered, .assign, .logAck, .reportAck, .stop, .reregister, .reply, .error:
+    case .registered, .assign, .logAck, .reportAck, .stop, .reregister, .artifactAck, .reply, .error:
       throw WireError.unknownType("\(envelope.type.rawValue) (not accepted by a coordinator)")
     }
   }
@@ -252,7 +277,7 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     let workerID: String
     switch envelope.type {
     case .register: workerID = try envelope.decode(RegisterMessage.self).worker.id
-    case .heartbeat, .logBatch, .progress, .finished, .cleanup:
+    case .heartbeat, .logBatch, .progress, .finished, .cleanup, .artifactBegin, .artifactChunk:
       workerID = try envelope.decode(WorkerIDOnly.self).workerID
     default: return
     }
@@ -298,6 +323,11 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     guard case .object = request.args else {
       throw WireError.malformedHeader(type: "submit", detail: "args must be an object")
     }
+    do {
+      try ArtifactGlob.validate(request.artifacts)
+    } catch {
+      throw WireError.malformedHeader(type: "submit", detail: error.description)
+    }
     if let indices = request.arrayIndices {
       guard !indices.isEmpty, indices.count <= limits.maxArrayJobs else {
         throw WireError.malformedHeader(
@@ -313,15 +343,49 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     let actions = core.takeActions()
     var changes: [StoreChange] = []
     var newJobs = 0
-    for case .store(let change) in actions {
-      if case .insertJobs(let rows, _, _) = change { newJobs += rows.count }
-      changes.append(change)
-    }
     defer {
       // Decoding and storing a big array leaves megabytes of freed blocks in this
       // thread's malloc arena, which glibc keeps; hand them back, so the resident size
       // stays what the live jobs need (≤ 150 MB with 100,000 queued).
       if newJobs >= 1000 { _ = malloc_trim(0) }
+    }
+    // Artifact chunks are written (and synced) first; a file they complete is recorded
+    // in this batch's transaction, and its acknowledgement leaves only after the commit.
+    var artifactAcks: [Int: ArtifactAckMessage] = [:]
+    for (index, action) in actions.enumerated() {
+      switch action {
+      case .store(let change):
+        if case .insertJobs(let rows, _, _) = change { newJobs += rows.count }
+        changes.append(change)
+      case .artifact(let operation):
+        let outcome: ArtifactOutcome
+        switch operation {
+        case .begin(_, let jobID, let message): outcome = artifacts.begin(jobID: jobID, message, now: now)
+        case .chunk(_, let jobID, let message, let data):
+          outcome = artifacts.chunk(jobID: jobID, message, data: data, now: now)
+        case .settle(let jobID, let attempt):
+          artifacts.settle(job: jobID, attempt: attempt)
+          continue
+        }
+        if let stored = outcome.stored { changes.append(stored) }
+        if case .begin(_, _, let message) = operation, outcome.ack.error == nil, !outcome.ack.complete,
+          outcome.ack.offset > 0
+        {
+          logger.info(
+            "artifact upload resumes",
+            metadata: [
+              "attempt": "\(message.ref)", "name": "\(message.name)", "offset": "\(outcome.ack.offset)",
+              "size": "\(message.size)",
+            ])
+        }
+        if let error = outcome.ack.error {
+          logger.warning(
+            "artifact refused",
+            metadata: ["attempt": "\(outcome.ack.ref)", "name": "\(outcome.ack.name)", "error": "\(error)"])
+        }
+        artifactAcks[index] = outcome.ack
+      default: continue
+      }
     }
     do {
       try store.apply(changes)
@@ -332,10 +396,18 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       pendingQueries.removeAll()
       return
     }
-    for action in actions {
+    for (index, action) in actions.enumerated() {
       switch action {
       case .store: continue
       case .send(let peer, let envelope): io.send([Data(peer)] + envelope.frames)
+      case .artifact(let operation):
+        guard let ack = artifactAcks[index] else { continue }
+        let peer: [UInt8]
+        switch operation {
+        case .begin(let p, _, _), .chunk(let p, _, _, _): peer = p
+        case .settle: continue
+        }
+        io.send([Data(peer)] + WireEnvelope(.artifactAck, ack).frames)
       case .assign(let peer, let jobID, let attempt, let gpus):
         do {
           guard let (job, bundle) = try store.assignment(jobID: jobID, attempt: attempt, gpuIndices: gpus)
@@ -396,6 +468,39 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     case .workers:
       let request = try envelope.decode(WorkersRequest.self)
       return WireEnvelope(.reply, Reply(requestID: request.requestID, result: core.workerViews()))
+    case .artifacts:
+      let request = try envelope.decode(ArtifactsRequest.self)
+      guard let id = Int64(request.jobID), try store.jobExists(id) else {
+        throw QueryError.noJob(request.jobID)
+      }
+      return WireEnvelope(.reply, Reply(requestID: request.requestID, result: try store.artifacts(jobID: id)))
+    case .artifactFetch:
+      let request = try envelope.decode(ArtifactFetchRequest.self)
+      guard let id = Int64(request.jobID), try store.jobExists(id) else {
+        throw QueryError.noJob(request.jobID)
+      }
+      guard
+        let artifact = try store.artifacts(jobID: id).first(where: {
+          $0.name == request.name && $0.attempt == request.attempt
+        })
+      else {
+        throw QueryError.noArtifact(job: request.jobID, attempt: request.attempt, name: request.name)
+      }
+      guard request.offset >= 0, request.offset <= artifact.size, request.length >= 0 else {
+        throw QueryError.badRange(name: request.name, offset: request.offset, size: artifact.size)
+      }
+      let length = Int(
+        min(Int64(min(request.length, limits.maxArtifactFetchBytes)), artifact.size - request.offset))
+      let data = try artifacts.read(
+        job: id, attempt: request.attempt, name: request.name, offset: request.offset, length: length)
+      return WireEnvelope(
+        .reply,
+        Reply(
+          requestID: request.requestID,
+          result: ArtifactFetchReply(
+            name: artifact.name, offset: request.offset, length: data.count, size: artifact.size,
+            sha256: artifact.sha256)),
+        payload: [data])
     default:
       throw WireError.unknownType(envelope.type.rawValue)
     }
@@ -404,9 +509,15 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
 
 enum QueryError: Error, CustomStringConvertible {
   case noJob(String)
+  case noArtifact(job: String, attempt: Int, name: String)
+  case badRange(name: String, offset: Int64, size: Int64)
   var description: String {
     switch self {
     case .noJob(let id): "no job '\(id)'; see `pinpool jobs`"
+    case .noArtifact(let job, let attempt, let name):
+      "job \(job) has no artifact '\(name)' from attempt \(attempt); see `pinpool artifacts \(job)`"
+    case .badRange(let name, let offset, let size):
+      "cannot read artifact '\(name)' at offset \(offset): it holds \(size) bytes"
     }
   }
 }

@@ -113,6 +113,20 @@ final class JobStore {
       // The client key a job was submitted with; NULL on a pool without keys.
       try db.execute(sql: "ALTER TABLE jobs ADD COLUMN owner TEXT")
     }
+    migrator.registerMigration("v5-artifacts") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE artifact_files (
+            job_id INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (job_id, attempt, name)
+          ) WITHOUT ROWID
+          """)
+    }
     return migrator
   }
 
@@ -241,6 +255,13 @@ final class JobStore {
     case .workerState(let id, let state, let drained, let lastSeen):
       try db.cachedStatement(sql: "UPDATE workers SET state = ?, drained = ?, last_seen = ? WHERE id = ?")
         .execute(arguments: [state.rawValue, drained, lastSeen, id])
+    case .artifactStored(let jobID, let attempt, let name, let size, let sha256, let at):
+      try db.cachedStatement(
+        sql: """
+          INSERT OR REPLACE INTO artifact_files (job_id, attempt, name, size, sha256, created)
+          VALUES (?, ?, ?, ?, ?, ?)
+          """
+      ).execute(arguments: [jobID, attempt, name, size, sha256, at])
     }
   }
 
@@ -288,6 +309,24 @@ final class JobStore {
           CoordinatorCore.LogCursor(attempt: job.attempt, workerSeq: workerSeq ?? 0, jobSeq: $0)
         }
         return (job, cursor)
+      }
+    }
+  }
+
+  /// Final attempts whose cleanup report is still owed: their worker may still be
+  /// uploading artifacts.
+  func owedCleanups() throws(StoreError) -> [(ref: AttemptRef, workerID: String)] {
+    try read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT id, attempt, worker_id FROM jobs
+          WHERE state IN ('succeeded', 'failed', 'cancelled') AND cleanup_state = 'pending'
+            AND worker_id IS NOT NULL
+          """
+      ).map { row in
+        let id: Int64 = row["id"]
+        return (ref: AttemptRef(jobID: String(id), attempt: row["attempt"]), workerID: row["worker_id"])
       }
     }
   }
@@ -441,6 +480,11 @@ final class JobStore {
   /// loop for long. Returns how many jobs went.
   @discardableResult
   func prune(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> Int {
+    try pruneJobs(finishedBefore: cutoff, keep: keep).count
+  }
+
+  /// `prune`, returning the ids of the jobs deleted (their artifact files go too).
+  func pruneJobs(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> [Int64] {
     do {
       return try db.write { db in
         let ids = try Int64.fetchAll(
@@ -453,15 +497,47 @@ final class JobStore {
         for id in ids {
           try db.execute(sql: "DELETE FROM logs WHERE job_id = ?", arguments: [id])
           try db.execute(sql: "DELETE FROM attempts WHERE job_id = ?", arguments: [id])
+          try db.execute(sql: "DELETE FROM artifact_files WHERE job_id = ?", arguments: [id])
           try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id])
         }
         if !ids.isEmpty {
           try db.execute(sql: "DELETE FROM bundles WHERE hash NOT IN (SELECT DISTINCT bundle_hash FROM jobs)")
         }
-        return ids.count
+        return ids
       }
     } catch {
       throw .write(detail: "\(error)")
+    }
+  }
+
+  /// The stored artifacts of a job, every attempt, by attempt then name.
+  func artifacts(jobID: Int64) throws(StoreError) -> [ArtifactView] {
+    try read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT attempt, name, size, sha256, created FROM artifact_files WHERE job_id = ?
+          ORDER BY attempt, name
+          """, arguments: [jobID]
+      ).map { row in
+        ArtifactView(
+          name: row["name"], size: row["size"], sha256: row["sha256"], attempt: row["attempt"],
+          created: Timestamp.iso(row["created"]))
+      }
+    }
+  }
+
+  /// Every stored artifact, for the artifact store's accounting at start.
+  func allArtifacts() throws(StoreError) -> [(
+    job: Int64, attempt: Int, name: String, size: Int64, sha256: String
+  )] {
+    try read { db in
+      try Row.fetchAll(db, sql: "SELECT job_id, attempt, name, size, sha256 FROM artifact_files").map { row in
+        (
+          job: row["job_id"], attempt: row["attempt"], name: row["name"], size: row["size"],
+          sha256: row["sha256"]
+        )
+      }
     }
   }
 

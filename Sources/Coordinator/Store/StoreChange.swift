@@ -20,6 +20,8 @@ enum StoreChange: Sendable {
   case appendLogs(jobID: Int64, attempt: Int, firstJobSeq: Int, lines: [LogLine])
   case upsertWorker(WorkerAdvert, state: WorkerState, drained: Bool, lastSeen: Double)
   case workerState(id: String, state: WorkerState, drained: Bool, lastSeen: Double)
+  /// An artifact file is stored and verified.
+  case artifactStored(jobID: Int64, attempt: Int, name: String, size: Int64, sha256: String, at: Double)
 }
 
 struct NewJobRow: Sendable {

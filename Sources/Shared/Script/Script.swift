@@ -78,7 +78,30 @@ public struct Script: Sendable {
     rest["run"] = nil
     selfObject = rest
     resources = top["resources"]
-    artifacts = (top["artifacts"]?.arrayValue ?? []).compactMap(\.stringValue)
+    artifacts = []
+    switch top["artifacts"] {
+    case nil, .null?: break
+    case .array(let items)?:
+      for (index, item) in items.enumerated() {
+        let path: JSONPath = ["artifacts", .index(index)]
+        guard let glob = item.stringValue else {
+          throw ScriptError(
+            file: file, location: document.location(of: path), stepNumber: nil,
+            message: "\"artifacts\" lists globs (strings), got \(item.typeName)")
+        }
+        if let problem = ArtifactGlob.problem(glob) {
+          throw ScriptError(
+            file: file, location: document.location(of: path), stepNumber: nil,
+            message: "artifact glob '\(glob)' is refused: \(problem)")
+        }
+        artifacts.append(glob)
+      }
+    case let other?:
+      throw ScriptError(
+        file: file, location: document.location(of: ["artifacts"]), stepNumber: nil,
+        message: "\"artifacts\" must be a list of globs such as [\"outputs/**/*.mp4\"], got \(other.typeName)"
+      )
+    }
   }
 
   public static func load(text: String, file: String) throws(ScriptError) -> Script {

@@ -38,6 +38,15 @@ public final class RequestClient {
     _ type: MessageType, _ header: Request, requestID: String, payload: [Data] = [],
     expecting: Result.Type
   ) throws(ClientError) -> Result {
+    try requestWithPayload(type, header, requestID: requestID, payload: payload, expecting: Result.self)
+      .result
+  }
+
+  /// `request`, also returning the reply's payload frames (an artifact's bytes).
+  public func requestWithPayload<Request: Encodable, Result: Codable & Sendable>(
+    _ type: MessageType, _ header: Request, requestID: String, payload: [Data] = [],
+    expecting: Result.Type
+  ) throws(ClientError) -> (result: Result, payload: [Data]) {
     let envelope = WireEnvelope(type, header, payload: payload)
     let deadline = ContinuousClock.now.advanced(by: timeout)
     // With ZMQ_IMMEDIATE the send waits until a connection exists; wait in poll for
@@ -92,7 +101,7 @@ public final class RequestClient {
           continue
         }
         do {
-          return try reply.decode(Reply<Result>.self).result
+          return (try reply.decode(Reply<Result>.self).result, reply.payload)
         } catch {
           throw .badReply(detail: error.description)
         }

@@ -24,6 +24,10 @@ public struct WorkerConfiguration: Sendable {
   /// Where the private runtime lives; default `ROOT/runtime`. Several workers on one
   /// machine may share one (installs are serialised by a file lock).
   public var runtimeDirectory: String?
+  /// Cap on artifact uploads, bytes per second per job (`--upload-rate`); nil for none.
+  public var uploadRate: Int64?
+  /// How long a workspace is kept when its artifacts could not be uploaded.
+  public var keepUnuploaded: Double = 7 * 86400
 
   public var runtimeRoot: String { runtimeDirectory ?? root + "/runtime" }
   /// With keys the worker speaks CurveZMQ to a coordinator that enrolled its public key.
@@ -114,11 +118,14 @@ public actor WorkerAgent {
   private let linesPerTurn = 4096
   /// Unacknowledged lines of one attempt above which its output waits (and the job with it).
   private let heldAbove = 100_000
+  /// Workspaces whose artifacts are uploading, with the state their job ended in.
+  private var awaitingUpload: [AttemptRef: (workspace: String, state: JobState)] = [:]
+  /// Uploads an earlier run of the worker left unfinished, resumed after starting.
+  private var resumeUploads: [(job: AssignedJob, workspace: String, state: JobState)] = []
 
   enum AgentEvent: Sendable {
     case message(WireEnvelope)
     case tick
-    case log(AttemptRef, LogStream, String, Double)
     /// The attempt's `JobOutput` has lines.
     case output(AttemptRef)
     case progress(AttemptRef, JobState, Int, Int, JSONValue?)
@@ -126,6 +133,8 @@ public actor WorkerAgent {
     case ended(AttemptRef, JobOutcome)
     case cleaned(AttemptRef, CleanupState, Int64, Int64, String?)
     case gpus([GPU])
+    /// The steps ended and the artifacts were collected; cleanup waits for their upload.
+    case collected(AttemptRef, [ArtifactFile], workspace: String, state: JobState)
   }
 
   public init(configuration: WorkerConfiguration, context: ZMQContext, logger: Logger) async throws {
@@ -149,6 +158,7 @@ public actor WorkerAgent {
     let (advert, warnings) = try await WorkerProbe.advert(configuration: configuration)
     for warning in warnings { logger.warning("GPU probe: \(warning)") }
     core = WorkerCore(advert: advert, now: Timestamp.now())
+    core.uploadRate = configuration.uploadRate
     spool = LogSpool(directory: configuration.root + "/spool")
     // Attempts an earlier run finished but could not deliver: resend them. Attempts it
     // was still running are lost (their processes were killed above); the coordinator
@@ -156,6 +166,19 @@ public actor WorkerAgent {
     for recovered in LogSpool.recover(directory: configuration.root + "/spool") {
       guard let finished = recovered.finished else {
         spool.forget(recovered.job.ref)
+        continue
+      }
+      // Stopped while uploading artifacts: the workspace was marked to outlive the
+      // restart; the upload resumes (from what the coordinator holds) once registered.
+      let workspace =
+        Confinement(root: configuration.root + "/jobs").root
+        + "/\(recovered.job.jobID)-\(recovered.job.attempt)"
+      if recovered.cleanup == nil, !recovered.job.artifacts.isEmpty,
+        KeptWorkspaces.deadline(of: workspace) != nil
+      {
+        core.restore(job: recovered.job, lines: recovered.lines, finished: finished, cleanup: nil)
+        resumeUploads.append((recovered.job, workspace, finished.state))
+        logger.info("resuming an artifact upload", metadata: ["attempt": "\(recovered.job.ref)"])
         continue
       }
       let cleanup =
@@ -199,6 +222,14 @@ public actor WorkerAgent {
       ])
     core.start(now: Timestamp.now())
     perform(core.takeActions())
+    for (job, workspace, state) in resumeUploads {
+      let sink = self.sink
+      Task.detached {
+        let (files, _) = ArtifactCollector.collect(globs: job.artifacts, workspace: workspace)
+        sink.yield(.collected(job.ref, files, workspace: workspace, state: state))
+      }
+    }
+    resumeUploads = []
     await withTaskCancellationHandler {
       for await event in events {
         handle(event)
@@ -264,8 +295,6 @@ public actor WorkerAgent {
       if !gpus.isEmpty || core.advert.gpus.isEmpty {
         core.updateResources(gpus: gpus, diskFree: core.advert.diskFree)
       }
-    case .log(let ref, let stream, let line, let time):
-      if let logLine = core.log(ref, stream: stream, line: line, time: time) { spool.line(ref, logLine) }
     case .output(let ref):
       guard let output = outputs[ref] else { break }
       if !stopping.contains(ref), (core.attempts[ref]?.unacked.count ?? 0) >= heldAbove {
@@ -308,6 +337,17 @@ public actor WorkerAgent {
       }
       core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: diskFree, reason: reason)
       if let cleanup = core.attempts[ref]?.cleanup { spool.cleanup(cleanup) }
+    case .collected(let ref, let files, let workspace, let state):
+      awaitingUpload[ref] = (workspace, state)
+      if !files.isEmpty {
+        logger.info(
+          "uploading artifacts",
+          metadata: [
+            "attempt": "\(ref)", "files": "\(files.count)",
+            "bytes": "\(files.reduce(Int64(0)) { $0 + $1.size })",
+          ])
+      }
+      core.startUpload(ref, files: files, now: now)
     }
     perform(core.takeActions())
   }
@@ -353,8 +393,70 @@ public actor WorkerAgent {
         stopping.insert(ref)
         if held.remove(ref) != nil { sink.yield(.output(ref)) }
         jobs[ref]?.cancel()
+      case .sendArtifactChunk(let message, let path, let length):
+        do {
+          let data = try Self.readChunk(path: path, offset: message.offset, length: length)
+          loop?.send(WireEnvelope(.artifactChunk, message, payload: [data]).frames)
+        } catch {
+          // Reported to the core at once; its failure ends in `artifactsDone`.
+          core.artifactReadFailed(
+            message.ref, reason: "artifact '\(message.name)': \(error)", now: Timestamp.now())
+          perform(core.takeActions())
+        }
+      case .artifactsDone(let ref, let result):
+        finishUpload(ref, result: result)
       }
     }
+  }
+
+  /// Cleans up after the upload: a workspace whose artifacts could not be stored is kept
+  /// (it holds the only copy) and the reason reported with the cleanup.
+  private func finishUpload(_ ref: AttemptRef, result: WorkerCore.ArtifactsResult) {
+    guard let (workspace, state) = awaitingUpload.removeValue(forKey: ref) else { return }
+    let configuration = self.configuration
+    let sink = self.sink
+    let logger = self.logger
+    switch result {
+    case .stored(let files, let bytes):
+      if files > 0 {
+        logger.info(
+          "artifacts stored", metadata: ["attempt": "\(ref)", "files": "\(files)", "bytes": "\(bytes)"])
+      }
+    case .failed(let reason):
+      logger.error("artifact upload failed", metadata: ["attempt": "\(ref)", "error": "\(reason)"])
+    case .abandoned:
+      break
+    }
+    jobs[ref] = Task.detached {
+      if case .failed(let reason) = result {
+        let until = Timestamp.now() + configuration.keepUnuploaded
+        try? KeptWorkspaces.keep(workspace, until: until)
+        sink.yield(
+          .cleaned(
+            ref, .kept, 0, HostProbe.diskFree(at: configuration.root),
+            "artifact upload failed: \(reason); workspace kept at \(workspace) until \(Timestamp.iso(until))")
+        )
+        return
+      }
+      Self.cleanUp(
+        ref: ref, workspace: workspace, state: state, configuration: configuration, sink: sink, logger: logger
+      )
+    }
+  }
+
+  /// `length` bytes of a file from `offset`; fewer means the file shrank, which is an error.
+  private static func readChunk(path: String, offset: Int64, length: Int) throws -> Data {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw WorkspaceError("cannot open '\(path)' (it vanished?)")
+    }
+    defer { try? handle.close() }
+    try handle.seek(toOffset: UInt64(offset))
+    let data = try handle.read(upToCount: length) ?? Data()
+    guard data.count == length else {
+      throw WorkspaceError(
+        "'\(path)' holds fewer bytes than when it was hashed (it changed after the job ended)")
+    }
+    return data
   }
 
   private func start(_ job: AssignedJob, bundle: Data) {
@@ -370,32 +472,62 @@ public actor WorkerAgent {
     jobs[ref] = Task.detached {
       let outcome = await Self.execute(
         job: job, bundle: bundle, configuration: configuration, advert: advert, sink: sink, output: output)
-      sink.yield(.ended(ref, outcome.outcome))
       guard let workspace = outcome.workspace else {
+        sink.yield(.ended(ref, outcome.outcome))
         sink.yield(.cleaned(ref, .done, 0, HostProbe.diskFree(at: configuration.root), nil))
         return
       }
-      if outcome.outcome.state == .failed, let keep = configuration.keepFailed {
-        let until = Timestamp.now() + keep
-        if (try? KeptWorkspaces.keep(workspace, until: until)) != nil {
-          sink.yield(
-            .cleaned(
-              ref, .kept, 0, HostProbe.diskFree(at: configuration.root),
-              "kept for inspection at \(workspace) until \(Timestamp.iso(until)) (--keep-failed)"))
-          return
+      if !job.artifacts.isEmpty {
+        // Collected before the end is reported, so what the log says about them is part
+        // of the log the result closes.
+        let (files, warnings) = ArtifactCollector.collect(globs: job.artifacts, workspace: workspace)
+        for warning in warnings { output.append(.pinpool, "warning: \(warning)", blocking: false) }
+        if !files.isEmpty {
+          // Should the worker stop before the upload ends, its next start must not sweep
+          // away the only copy: marked (before the end is recorded), the workspace
+          // outlives a restart, and the upload resumes.
+          try? KeptWorkspaces.keep(workspace, until: Timestamp.now() + configuration.keepUnuploaded)
+          let bytes = files.reduce(Int64(0)) { $0 + $1.size }
+          output.append(
+            .pinpool,
+            "uploading \(files.count) artifact\(files.count == 1 ? "" : "s") (\(ByteSize(bytes: bytes))): "
+              + files.map(\.name).joined(separator: ", "), blocking: false)
         }
+        sink.yield(.ended(ref, outcome.outcome))
+        sink.yield(.collected(ref, files, workspace: workspace, state: outcome.outcome.state))
+        return
       }
-      do {
-        let report = try WorkspaceCleanup.remove(workspace, diskFreeAt: configuration.root)
-        sink.yield(.cleaned(ref, .done, report.bytesFreed, report.diskFreeAfter, nil))
-      } catch let error as CleanupError {
-        logger.error("cleanup failed", metadata: ["attempt": "\(ref)", "error": "\(error)"])
+      sink.yield(.ended(ref, outcome.outcome))
+      Self.cleanUp(
+        ref: ref, workspace: workspace, state: outcome.outcome.state, configuration: configuration,
+        sink: sink,
+        logger: logger)
+    }
+  }
+
+  /// Deletes a workspace (or keeps a failed job's, with `--keep-failed`) and reports it.
+  private static func cleanUp(
+    ref: AttemptRef, workspace: String, state: JobState, configuration: WorkerConfiguration,
+    sink: AsyncStream<AgentEvent>.Continuation, logger: Logger
+  ) {
+    if state == .failed, let keep = configuration.keepFailed {
+      let until = Timestamp.now() + keep
+      if (try? KeptWorkspaces.keep(workspace, until: until)) != nil {
         sink.yield(
           .cleaned(
-            ref, .kept, error.bytesFreed, HostProbe.diskFree(at: configuration.root), error.description))
-      } catch {
-        sink.yield(.cleaned(ref, .kept, 0, HostProbe.diskFree(at: configuration.root), "\(error)"))
+            ref, .kept, 0, HostProbe.diskFree(at: configuration.root),
+            "kept for inspection at \(workspace) until \(Timestamp.iso(until)) (--keep-failed)"))
+        return
       }
+    }
+    do {
+      let report = try WorkspaceCleanup.remove(workspace, diskFreeAt: configuration.root)
+      sink.yield(.cleaned(ref, .done, report.bytesFreed, report.diskFreeAfter, nil))
+    } catch {
+      logger.error("cleanup failed", metadata: ["attempt": "\(ref)", "error": "\(error)"])
+      sink.yield(
+        .cleaned(
+          ref, .kept, error.bytesFreed, HostProbe.diskFree(at: configuration.root), error.description))
     }
   }
 

@@ -13,6 +13,19 @@ struct WorkerCore: Sendable {
     case stopJob(AttemptRef, reason: String, stale: Bool)
     /// Throw the socket away and connect afresh.
     case reconnect
+    /// Read `length` bytes of the file at `path` from `message.offset` and send them as
+    /// an `artifactChunk` (or report `artifactReadFailed`).
+    case sendArtifactChunk(ArtifactChunkMessage, path: String, length: Int)
+    /// The attempt's artifacts are all stored (`failure` nil), or the upload failed for
+    /// good, or was abandoned because the attempt is stale: time to clean up.
+    case artifactsDone(AttemptRef, ArtifactsResult)
+  }
+
+  enum ArtifactsResult: Sendable, Equatable {
+    case stored(files: Int, bytes: Int64)
+    case failed(String)
+    /// The attempt was replaced: its outputs are not wanted.
+    case abandoned
   }
 
   enum Connection: Sendable, Equatable {
@@ -36,6 +49,8 @@ struct WorkerCore: Sendable {
     var cleanup: CleanupMessage?
     var stale = false
     var lastProgress: ProgressMessage?
+    /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
+    var upload: ArtifactUpload?
 
     var done: Bool {
       cleanup != nil && unacked.isEmpty && (finishedAcked || stale) && cleanupAcked
@@ -71,6 +86,10 @@ struct WorkerCore: Sendable {
   /// filling the coordinator's socket queue, where they would delay every heartbeat
   /// behind them and the coordinator's memory would grow with the log.
   var maxInFlightLines = 16_000
+  /// Artifact upload cap in bytes per second, per attempt (`--upload-rate`); nil for none.
+  var uploadRate: Int64?
+  /// Artifact chunk size without a rate cap.
+  var uploadChunkSize = 1 << 20
   private var actions: [Action] = []
 
   init(advert: WorkerAdvert, heartbeatInterval: Double = 5, liveness: Int = 6, now: Double) {
@@ -171,6 +190,12 @@ struct WorkerCore: Sendable {
       } else if attempts[ref] != nil {
         actions.append(.stopJob(ref, reason: message.reason, stale: false))
       }
+    case .artifactAck:
+      guard let message = try? envelope.decode(ArtifactAckMessage.self),
+        attempts[message.ref]?.upload != nil
+      else { return }
+      attempts[message.ref]!.upload!.received(message, now: now)
+      pumpUploads(now: now)
     case .error:
       break
     default:
@@ -207,6 +232,7 @@ struct WorkerCore: Sendable {
                 activeAttempts: activeAttemptRefs))))
       }
       flushLogs()
+      pumpUploads(now: now)
       // Reports whose acknowledgement got lost are sent again now and then.
       if now - lastResend >= heartbeatInterval * 2 {
         lastResend = now
@@ -246,8 +272,10 @@ struct WorkerCore: Sendable {
   /// Takes back an attempt an earlier run of this worker finished but could not
   /// deliver (from its spool): its lines, result and cleanup are resent after
   /// registering, and the coordinator keeps what it does not have yet.
+  /// With `cleanup` nil the workspace is still there, its artifacts to be uploaded
+  /// (`startUpload`) before it is cleaned up.
   mutating func restore(
-    job: AssignedJob, lines: [LogLine], finished: FinishedMessage, cleanup: CleanupMessage
+    job: AssignedJob, lines: [LogLine], finished: FinishedMessage, cleanup: CleanupMessage?
   ) {
     var attempt = Attempt(job: job)
     attempt.unacked = lines.sorted { $0.seq < $1.seq }
@@ -303,11 +331,39 @@ struct WorkerCore: Sendable {
     if connection == .registered { actions.append(.send(WireEnvelope(.cleanup, message))) }
   }
 
+  /// The attempt's steps ended and its artifacts were collected: upload them (none:
+  /// done at once). A stale attempt's outputs are not wanted.
+  mutating func startUpload(_ ref: AttemptRef, files: [ArtifactFile], now: Double) {
+    guard let attempt = attempts[ref], attempt.upload == nil else { return }
+    if attempt.stale {
+      actions.append(.artifactsDone(ref, .abandoned))
+      return
+    }
+    if files.isEmpty {
+      actions.append(.artifactsDone(ref, .stored(files: 0, bytes: 0)))
+      return
+    }
+    attempts[ref]!.upload = ArtifactUpload(
+      ref: ref, workerID: advert.id, files: files, rate: uploadRate, chunkSize: uploadChunkSize,
+      stallTimeout: max(15, livenessWindow))
+    pumpUploads(now: now)
+  }
+
+  /// The shell could not read a file it was asked to send.
+  mutating func artifactReadFailed(_ ref: AttemptRef, reason: String, now: Double) {
+    guard attempts[ref]?.upload != nil else { return }
+    attempts[ref]!.upload!.readFailed(reason)
+    pumpUploads(now: now)
+  }
+
   // MARK: Internals
 
   private mutating func sendRegister(now: Double) {
     connection = .registering(since: now)
-    for ref in attempts.keys { attempts[ref]?.sentCount = 0 }
+    for ref in attempts.keys {
+      attempts[ref]?.sentCount = 0
+      attempts[ref]?.upload?.resume()
+    }
     actions.append(
       .send(WireEnvelope(.register, RegisterMessage(worker: advert, activeAttempts: activeAttemptRefs))))
   }
@@ -318,8 +374,11 @@ struct WorkerCore: Sendable {
     attempt.stale = true
     attempt.unacked.removeAll()
     attempt.sentCount = 0
+    let wasUploading = attempt.upload != nil
+    attempt.upload = nil
     attempts[ref] = attempt
     if wasRunning { actions.append(.stopJob(ref, reason: reason, stale: true)) }
+    if wasUploading { actions.append(.artifactsDone(ref, .abandoned)) }
     forgetIfDone(ref)
   }
 
@@ -359,6 +418,31 @@ struct WorkerCore: Sendable {
       }
       if let cleanup = attempt.cleanup, !attempt.cleanupAcked {
         actions.append(.send(WireEnvelope(.cleanup, cleanup)))
+      }
+    }
+  }
+
+  /// Uploads whatever is due, attempts in a fixed order; finished uploads end in
+  /// `artifactsDone`.
+  private mutating func pumpUploads(now: Double) {
+    for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
+      guard attempts[ref]?.upload != nil else { continue }
+      if connection == .registered {
+        for request in attempts[ref]!.upload!.pump(now: now) {
+          switch request {
+          case .begin(let message): actions.append(.send(WireEnvelope(.artifactBegin, message)))
+          case .chunk(let message, let path, let length):
+            actions.append(.sendArtifactChunk(message, path: path, length: length))
+          }
+        }
+      }
+      guard let upload = attempts[ref]?.upload, let outcome = upload.outcome else { continue }
+      attempts[ref]!.upload = nil
+      switch outcome {
+      case .completed:
+        actions.append(.artifactsDone(ref, .stored(files: upload.files.count, bytes: upload.totalBytes)))
+      case .failed(let reason):
+        actions.append(.artifactsDone(ref, .failed(reason)))
       }
     }
   }

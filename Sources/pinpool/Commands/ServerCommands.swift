@@ -38,6 +38,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
     help: ArgumentHelp(
       "After waiting this long a job reserves the worker it fits best, e.g. 10m.", valueName: "duration"))
   var aging: String = "10m"
+  @Option(
+    help: ArgumentHelp("Most artifact bytes one job may store (every attempt together).", valueName: "size"))
+  var artifactLimit: String = "10GB"
+  @Option(help: ArgumentHelp("Most artifact bytes the pool stores in all.", valueName: "size"))
+  var artifactPoolLimit: String = "100GB"
 
   func run() async throws {
     var serverKeys: ServerKeys?
@@ -72,6 +77,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
     limits.submitRate = submitRate
     limits.submitBurst = submitBurst
+    do { limits.artifacts.perJob = try ByteSize(parsing: artifactLimit).bytes } catch {
+      throw CLIError("--artifact-limit: \(error)")
+    }
+    do { limits.artifacts.pool = try ByteSize(parsing: artifactPoolLimit).bytes } catch {
+      throw CLIError("--artifact-pool-limit: \(error)")
+    }
     let logger = makeLogger("coordinator")
     let context = ZMQContext()
     let server: CoordinatorServer
@@ -139,6 +150,11 @@ struct WorkerCommand: AsyncParsableCommand {
       "Split a job's output line longer than this into several, each but the last ending with "
         + "\"\(ShellOptions.lineContinuationMarker)\"; 1KiB to 16MiB.", valueName: "size"))
   var maxLogLine: String = "64KiB"
+  @Option(
+    help: ArgumentHelp(
+      "Cap on artifact uploads per job, in bytes per second, e.g. 2MB (a laptop on Wi-Fi).", valueName: "rate"
+    ))
+  var uploadRate: String?
 
   func run() async throws {
     let configuration = try makeConfiguration()
@@ -190,6 +206,17 @@ struct WorkerCommand: AsyncParsableCommand {
     if let keepFailed {
       do { configuration.keepFailed = try DurationParser.seconds(keepFailed) } catch {
         throw CLIError("--keep-failed: \(error)")
+      }
+    }
+    if let uploadRate {
+      do {
+        let rate = try ByteSize(parsing: uploadRate).bytes
+        guard rate > 0 else { throw CLIError("--upload-rate must be more than 0 bytes per second") }
+        configuration.uploadRate = rate
+      } catch let error as CLIError {
+        throw error
+      } catch {
+        throw CLIError("--upload-rate: \(error)")
       }
     }
     if let cacheBudget {

@@ -38,7 +38,12 @@ struct SubmitCommand: ParsableCommand {
   @Option(help: "Higher runs first.") var priority: Int = 0
   @Option(help: "Reruns after a failure.") var retries: Int = 0
   @Option(help: "Wall-clock limit, e.g. 90s, 30m, 2h.") var timeout: String?
-  @Option(name: .customLong("artifact"), help: "Output files to keep (glob).") var artifacts: [String] = []
+  @Option(
+    name: .customLong("artifact"),
+    help: ArgumentHelp(
+      "Output files to upload when the job ends, relative to its workspace (adds to the script's \"artifacts\").",
+      valueName: "glob"))
+  var artifacts: [String] = []
   @Option(help: "One job per index, e.g. 1-40 or 1,5,9-12.") var array: String?
   @Flag(help: "Stream the log until the job ends; exit 0 only if it succeeded.") var follow = false
   @Flag(help: "Queue the job even when `pinpool validate` finds problems.") var noValidate = false
@@ -103,7 +108,8 @@ struct SubmitCommand: ParsableCommand {
       requestID: newRequestID(), name: name ?? loaded.name, entry: loaded.entry, args: .object(argObject),
       requirements: requirements, priority: priority, retries: max(0, retries),
       timeoutSeconds: timeoutSeconds,
-      artifacts: artifacts.isEmpty ? loaded.script.artifacts : artifacts, arrayIndices: indices)
+      artifacts: loaded.script.artifacts + artifacts.filter { !loaded.script.artifacts.contains($0) },
+      arrayIndices: indices)
     let connection = try client.client()
     let reply = try client.request(
       connection, .submit, request, requestID: request.requestID, payload: [loaded.bundle.encoded()],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Pinpool: AsyncParsableCommand {
@@ -8,10 +9,48 @@ struct Pinpool: AsyncParsableCommand {
     discussion: """
       A coordinator queues jobs and hands each to a worker whose GPUs, VRAM and disk fit.
       Start one with `pinpool dev` to try it on this machine, then `pinpool submit SCRIPT --follow`.
+
+      Every client command takes --coordinator ENDPOINT (or PINPOOL_COORDINATOR; default
+      tcp://127.0.0.1:7450) and --json, whose shapes are fixed (see DESIGN.md). Human output
+      is a table or a short block, coloured only on a terminal (NO_COLOR turns colour off).
+
+      EXAMPLES
+        pinpool dev
+        pinpool submit render.json --gpus 1 --vram 60GB --follow
+        pinpool jobs --state running
+        pinpool status 42
+        pinpool logs 42 --follow
+        pinpool workers
+        pinpool --generate-completion-script zsh > ~/.zfunc/_pinpool
+
+      \(ExitStatus.summary)
       """,
     subcommands: [
       DevCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
       JobsCommand.self, LogsCommand.self, CancelCommand.self, WorkersCommand.self, DrainCommand.self,
       UndrainCommand.self, ValidateCommand.self,
     ])
+
+  /// ArgumentParser's own main, with the exit statuses of `ExitStatus`: help and
+  /// completion scripts on stdout with 0, every error as one message on stderr.
+  static func main() async {
+    do {
+      var command = try await asyncParseAsRoot()
+      if var asyncCommand = command as? AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        try command.run()
+      }
+    } catch {
+      let status = ExitStatus.of(error)
+      let text = fullMessage(for: error)
+      if status == 0 {
+        if !text.isEmpty { print(text) }
+      } else if !text.isEmpty {
+        printError(text)
+      }
+      fflush(nil)
+      Foundation.exit(status)
+    }
+  }
 }

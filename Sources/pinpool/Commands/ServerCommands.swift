@@ -9,10 +9,17 @@ import Worker
 struct CoordinatorCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "coordinator", abstract: "Run the coordinator: the queue, the scheduler and the client API.",
-    discussion:
-      "Example: pinpool coordinator --data /var/lib/pinpool --bind tcp://0.0.0.0:7450 --keys /etc/pinpool/keys"
-  )
-  @Option(help: "Folder for the job store (SQLite) and logs.") var data: String
+    discussion: manual(
+      """
+      Listens on --bind for workers and clients, keeps the durable queue (SQLite) and the logs
+      in --data, and schedules jobs onto workers. Stops cleanly on SIGINT or SIGTERM.
+      """,
+      examples: [
+        "pinpool coordinator --data /var/lib/pinpool",
+        "pinpool coordinator --data /var/lib/pinpool --bind tcp://127.0.0.1:7450 --retention 7d",
+      ],
+      exit: [.success, .failure, .usage]))
+  @Option(help: "Folder for the job store (SQLite) and logs.", completion: .directory) var data: String
   @Option(help: "The ZeroMQ endpoint to listen on.") var bind = "tcp://127.0.0.1:7450"
   @Flag(help: "Allow a non-loopback bind without keys.") var insecure = false
   @Option(help: "Seconds between heartbeats.") var heartbeatInterval: Double = 5
@@ -32,7 +39,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
       limits.retentionSeconds = try DurationParser.seconds(retention)
       settings.agingSeconds = try DurationParser.seconds(aging)
     } catch {
-      throw CLIError("--retention/--aging: \(error)")
+      throw CLIError.usage("--retention/--aging: \(error)")
     }
     let logger = makeLogger("coordinator")
     let context = ZMQContext()
@@ -55,15 +62,22 @@ struct CoordinatorCommand: AsyncParsableCommand {
 struct WorkerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "worker", abstract: "Run a worker that takes jobs from a coordinator.",
-    discussion: """
-      Examples:
-        pinpool worker --coordinator tcp://10.0.0.2:7450 --root /var/lib/pinpool-worker --label site=studio
-        pinpool worker --root /tmp/w --gpu "nvidia:NVIDIA GeForce RTX 4090:24GiB"
-        pinpool worker --probe --root /tmp/w
-      """)
+    discussion: manual(
+      """
+      Registers with the coordinator, advertises its GPUs (probed, or declared with --gpu),
+      disk and labels, and runs the jobs it is given, each in ROOT/jobs/JOB-ATTEMPT with a
+      private runtime and environment. Stops cleanly on SIGINT or SIGTERM.
+      """,
+      examples: [
+        "pinpool worker --coordinator tcp://10.0.0.2:7450 --root /var/lib/pinpool-worker --label site=studio",
+        "pinpool worker --root /tmp/w --gpu \"nvidia:NVIDIA GeForce RTX 4090:24GiB\"",
+        "pinpool worker --probe --root /tmp/w",
+      ],
+      exit: [.success, .failure, .usage]))
   @Option(help: "The coordinator's endpoint.") var coordinator =
     ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
-  @Option(help: "The worker's own folder: workspaces, runtime, caches.") var root: String
+  @Option(help: "The worker's own folder: workspaces, runtime, caches.", completion: .directory) var root:
+    String
   @Option(help: "The name people use for this worker (default: the host name).") var name: String?
   @Option(name: .customLong("label"), help: ArgumentHelp("A label jobs can require.", valueName: "key=value"))
   var labels: [String] = []
@@ -126,7 +140,7 @@ struct WorkerCommand: AsyncParsableCommand {
   }
 
   func makeConfiguration() throws -> WorkerConfiguration {
-    guard slots >= 1 else { throw CLIError("--slots must be 1 or more") }
+    guard slots >= 1 else { throw CLIError.usage("--slots must be 1 or more") }
     var configuration = WorkerConfiguration(
       coordinator: coordinator, root: URL(fileURLWithPath: root).standardizedFileURL.path)
     configuration.name = name
@@ -137,12 +151,12 @@ struct WorkerCommand: AsyncParsableCommand {
     configuration.shellOptions = ShellOptions(terminationGrace: .milliseconds(Int(killGrace * 1000)))
     if let keepFailed {
       do { configuration.keepFailed = try DurationParser.seconds(keepFailed) } catch {
-        throw CLIError("--keep-failed: \(error)")
+        throw CLIError.usage("--keep-failed: \(error)")
       }
     }
     if let cacheBudget {
       do { configuration.cacheBudget = try ByteSize(parsing: cacheBudget).bytes } catch {
-        throw CLIError("--cache-budget: \(error)")
+        throw CLIError.usage("--cache-budget: \(error)")
       }
     }
     for label in labels {
@@ -153,7 +167,9 @@ struct WorkerCommand: AsyncParsableCommand {
       configuration.declaredGPUs = []
     } else if !gpus.isEmpty {
       configuration.declaredGPUs = try gpus.enumerated().map { index, text in
-        do { return try GPU(declaration: text, index: index) } catch { throw CLIError("--gpu: \(error)") }
+        do { return try GPU(declaration: text, index: index) } catch {
+          throw CLIError.usage("--gpu: \(error)")
+        }
       }
     }
     return configuration
@@ -163,8 +179,15 @@ struct WorkerCommand: AsyncParsableCommand {
 struct DevCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "dev", abstract: "Run a coordinator and one local worker in one process, to try Pinpool.",
-    discussion: "Then, in another terminal: pinpool submit SCRIPT --follow")
-  @Option(help: "Folder for the coordinator's store and the worker's root.") var data: String?
+    discussion: manual(
+      "A coordinator and one local worker named `local` in one process; then, in another terminal, submit.",
+      examples: [
+        "pinpool dev", "pinpool dev --data /tmp/pool --gpu \"nvidia:NVIDIA GeForce RTX 4090:24GiB\"",
+        "pinpool submit examples/hello --follow     (in another terminal)",
+      ],
+      exit: [.success, .failure, .usage]))
+  @Option(help: "Folder for the coordinator's store and the worker's root.", completion: .directory) var data:
+    String?
   @Option(help: "The endpoint to listen on.") var bind = "tcp://127.0.0.1:7450"
   @Option(
     name: .customLong("gpu"),
@@ -192,7 +215,9 @@ struct DevCommand: AsyncParsableCommand {
     configuration.slots = slots
     if !gpus.isEmpty {
       configuration.declaredGPUs = try gpus.enumerated().map { index, text in
-        do { return try GPU(declaration: text, index: index) } catch { throw CLIError("--gpu: \(error)") }
+        do { return try GPU(declaration: text, index: index) } catch {
+          throw CLIError.usage("--gpu: \(error)")
+        }
       }
     }
     let agent = try await WorkerAgent(configuration: configuration, context: context, logger: logger)

@@ -16,11 +16,21 @@ struct ClientOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Seconds to wait for the coordinator's answer.", valueName: "seconds"))
   var replyTimeout: Double = 5
 
+  mutating func validate() throws {
+    guard replyTimeout > 0, replyTimeout <= 3600 else {
+      throw ValidationError("--reply-timeout \(replyTimeout): expected seconds between 0 and 3600, e.g. 5")
+    }
+    guard coordinator.contains("://") else {
+      throw ValidationError(
+        "--coordinator '\(coordinator)': expected an endpoint such as tcp://127.0.0.1:7450")
+    }
+  }
+
   func client() throws -> RequestClient {
     do {
       return try RequestClient(endpoint: coordinator, timeout: .milliseconds(Int(replyTimeout * 1000)))
     } catch {
-      throw CLIError(error.description)
+      throw CLIError(error)
     }
   }
 
@@ -31,23 +41,23 @@ struct ClientOptions: ParsableArguments {
     do {
       return try client.request(type, header, requestID: requestID, payload: payload, expecting: Result.self)
     } catch {
-      throw CLIError(error.description)
+      throw CLIError(error)
     }
   }
-}
-
-/// An error the CLI prints as one line on stderr and exits 1 with.
-struct CLIError: Error, CustomStringConvertible {
-  var description: String
-  init(_ description: String) { self.description = description }
 }
 
 func newRequestID() -> String { UUID().uuidString.lowercased() }
 
 func printJSON<T: Encodable>(_ value: T) {
+  print(jsonText(value))
+}
+
+/// The `--json` text of a value: pretty-printed, keys sorted, slashes unescaped.
+func jsonText<T: Encodable>(_ value: T) -> String {
   let encoder = JSONEncoder()
   encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-  if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+  guard let data = try? encoder.encode(value) else { return "null" }
+  return String(decoding: data, as: UTF8.self)
 }
 
 func printJSONLine<T: Encodable>(_ value: T) {

@@ -6,7 +6,8 @@ struct Pinpool: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "pinpool",
     abstract: "Run Pinokio-style scripts on a shared pool of GPU machines.",
-    discussion: """
+    discussion: reflow(
+      """
       A coordinator queues jobs and hands each to a worker whose GPUs, VRAM and disk fit.
       Start one with `pinpool dev` to try it on this machine, then `pinpool submit SCRIPT --follow`.
 
@@ -14,17 +15,23 @@ struct Pinpool: AsyncParsableCommand {
       tcp://127.0.0.1:7450) and --json, whose shapes are fixed (see DESIGN.md). Human output
       is a table or a short block, coloured only on a terminal (NO_COLOR turns colour off).
 
-      EXAMPLES
-        pinpool dev
-        pinpool submit render.json --gpus 1 --vram 60GB --follow
-        pinpool jobs --state running
-        pinpool status 42
-        pinpool logs 42 --follow
-        pinpool workers
-        pinpool --generate-completion-script zsh > ~/.zfunc/_pinpool
+      Shell completions, with job ids and worker names from the pool:
+      `pinpool --generate-completion-script bash|zsh|fish` (see README).
+      """)
+        + """
 
-      \(ExitStatus.summary)
-      """,
+
+        EXAMPLES
+          pinpool dev
+          pinpool submit render.json --gpus 1 --vram 60GB --follow
+          pinpool jobs --state running
+          pinpool status 42
+          pinpool logs 42 --follow
+          pinpool workers
+          pinpool --generate-completion-script zsh > ~/.zfunc/_pinpool
+
+        \(ExitStatus.summary)
+        """,
     subcommands: [
       DevCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
       JobsCommand.self, LogsCommand.self, CancelCommand.self, WorkersCommand.self, DrainCommand.self,

@@ -44,13 +44,21 @@ enum Completions {
 func manual(_ description: String, examples: [String], exit statuses: [ExitStatus] = ExitStatus.client)
   -> String
 {
-  var text = description.isEmpty ? "" : description + "\n\n"
+  var text = description.isEmpty ? "" : reflow(description) + "\n\n"
   text += "EXAMPLES\n" + examples.map { "  " + $0 }.joined(separator: "\n")
   text +=
     "\n\nEXIT STATUS\n"
     + statuses.map { "  \($0.rawValue)".padding(toLength: 7, withPad: " ", startingAt: 0) + $0.meaning }
     .joined(separator: "\n")
   return text
+}
+
+/// Joins the lines of each paragraph, so `--help` wraps them to the screen instead of
+/// keeping the line breaks of the source.
+func reflow(_ text: String) -> String {
+  text.components(separatedBy: "\n\n").map {
+    $0.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+  }.joined(separator: "\n\n")
 }
 
 extension ExitStatus {
@@ -60,8 +68,8 @@ extension ExitStatus {
   var meaning: String {
     switch self {
     case .success: "success"
-    case .failure: "an error (said in one line on stderr), or a followed job that did not succeed"
-    case .usage: "a bad command line: unknown flag, bad size, duration, key=value or job id"
+    case .failure: "an error (one line on stderr), or a followed job that did not succeed"
+    case .usage: "bad command line: unknown flag, bad size, duration, key=value or id"
     case .unreachable: "the coordinator did not answer within --reply-timeout"
     case .interrupted: "Ctrl-C stopped following; the job keeps running"
     }

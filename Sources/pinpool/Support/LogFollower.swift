@@ -54,7 +54,11 @@ struct LogFollower {
         answered = true
         failures = 0
       } catch {
-        guard answered, case .unreachable = error else { throw CLIError(error) }
+        // Only a coordinator that answered before is waited for (across its restart).
+        switch error {
+        case .unreachable, .transport: if !answered { throw CLIError(error) }
+        default: throw CLIError(error)
+        }
         failures += 1
         if failures == 1 {
           erase()

@@ -256,8 +256,9 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       guard let id = Int64(request.jobID), var view = try store.job(id, waitReason: waitReason) else {
         throw QueryError.noJob(request.jobID)
       }
-      // The step timeline's labels, from the stored bundle (the last few are cached).
-      if let (job, bundle) = try store.assignment(jobID: id, attempt: view.attempt, gpuIndices: view.gpus) {
+      // The step timeline's labels, from the stored bundle (the last few are cached);
+      // without them `status` still answers, showing only `step n/m`.
+      if let (job, bundle) = try? store.assignment(jobID: id, attempt: view.attempt, gpuIndices: view.gpus) {
         view.steps = StepLabels.labels(bundle: bundle, entry: job.entry)
       }
       return WireEnvelope(.reply, Reply(requestID: request.requestID, result: view))

@@ -440,9 +440,15 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     switch envelope.type {
     case .status:
       let request = try envelope.decode(JobRequest.self)
-      guard let id = Int64(request.jobID), let view = try store.job(id, waitReason: waitReason) else {
+      guard let id = Int64(request.jobID), var view = try store.job(id, waitReason: waitReason) else {
         throw QueryError.noJob(request.jobID)
       }
+      // The step timeline's labels, from the stored bundle (the last few are cached);
+      // without them `status` still answers, showing only `step n/m`.
+      if let (job, bundle) = try? store.assignment(jobID: id, attempt: view.attempt, gpuIndices: view.gpus) {
+        view.steps = StepLabels.labels(bundle: bundle, entry: job.entry)
+      }
+      view.artifacts = try store.artifacts(jobID: id)
       return WireEnvelope(.reply, Reply(requestID: request.requestID, result: view))
     case .jobs:
       let request = try envelope.decode(JobsRequest.self)

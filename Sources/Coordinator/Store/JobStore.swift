@@ -270,7 +270,8 @@ final class JobStore {
   private static let jobColumns = """
     id, name, state, priority, attempt, retries, failures, lost_count, requirements, timeout, worker_id,
     worker_name, gpus, exit_code, error, locals, notifications, step_index, step_count, cleanup_state,
-    bytes_freed, disk_free_after, cleanup_reason, submitted_at, started_at, finished_at, environment, array_id
+    bytes_freed, disk_free_after, cleanup_reason, submitted_at, started_at, finished_at, environment, array_id,
+    owner
     """
 
   func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
@@ -367,7 +368,7 @@ final class JobStore {
     let submitted: Double = row["submitted_at"]
     let started: Double? = row["started_at"]
     let finished: Double? = row["finished_at"]
-    return JobView(
+    var view = JobView(
       id: String(id), name: row["name"], state: state, attempt: row["attempt"], worker: row["worker_name"],
       exitCode: exitCode.map { Int32(truncatingIfNeeded: $0) }, error: row["error"],
       locals: decode(JSONValue.self, row["locals"]) ?? .object(JSONObject()),
@@ -383,6 +384,8 @@ final class JobStore {
       notifications: decode([String].self, row["notifications"]) ?? [],
       environment: decode(JSONValue.self, row["environment"]),
       array: (row["array_id"] as Int64?).map(String.init))
+    view.owner = row["owner"]
+    return view
   }
 
   func job(_ id: Int64, waitReason: (Int64) -> String?) throws(StoreError) -> JobView? {

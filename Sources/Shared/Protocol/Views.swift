@@ -46,15 +46,23 @@ public struct JobView: Sendable, Hashable, Codable {
   public var environment: JSONValue?
   /// The array the job belongs to (the id of its first job), for `--array` jobs.
   public var array: String?
+  /// A label for each top-level step of the entry script (`shell.run`, `script.start
+  /// torch.json`, …), for the step timeline of `status`; filled by `status` only.
+  public var steps: [String]?
+  /// The client key the job was submitted with (nil on a pool without keys).
+  public var owner: String?
+  /// The files the job stored (`pinpool artifacts`); filled by `status` only.
+  public var artifacts: [ArtifactView]?
 
   public init(
     id: String, name: String, state: JobState, attempt: Int, worker: String?, exitCode: Int32?,
     error: String?, locals: JSONValue, step: StepView, cleanup: CleanupView, submittedAt: String,
     startedAt: String?, finishedAt: String?, priority: Int, requirements: Requirements, gpus: [Int],
     waitReason: String?, notifications: [String], environment: JSONValue? = nil,
-    array: String? = nil
+    array: String? = nil, steps: [String]? = nil
   ) {
     self.array = array
+    self.steps = steps
     self.id = id
     self.name = name
     self.state = state

@@ -13,16 +13,16 @@ import Shared
 struct ArtifactsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "artifacts", abstract: "List a job's stored artifacts, or download them.",
-    discussion: """
-      Examples:
-        pinpool artifacts 42
-        pinpool artifacts 42 --download ./out      (each file verified against its SHA-256)
-        pinpool artifacts 42 --json
-
+    discussion: manual(
+      """
       A job declares its artifacts with "artifacts": ["outputs/**/*.mp4"] in its script or
       `submit --artifact GLOB`; the worker uploads them when the steps end, before cleanup.
-      --download takes the latest attempt's file of each name.
-      """)
+      The list shows each file's name, size and SHA-256. --download takes the latest attempt's
+      file of each name and verifies it against its SHA-256.
+      """,
+      examples: [
+        "pinpool artifacts 42", "pinpool artifacts 42 --download ./out", "pinpool artifacts 42 --json",
+      ]))
   @Argument(help: "The job id.") var job: String
   @Option(help: ArgumentHelp("Download every artifact into this folder.", valueName: "dir")) var download:
     String?
@@ -45,11 +45,11 @@ struct ArtifactsCommand: ParsableCommand {
       var table = Table(
         header: multipleAttempts ? ["NAME", "ATTEMPT", "SIZE", "SHA256"] : ["NAME", "SIZE", "SHA256"])
       for view in views {
-        table.rows.append(
-          [view.name] + (multipleAttempts ? [String(view.attempt)] : [])
-            + [ByteSize(bytes: view.size).description, view.sha256])
+        table.append(
+          ([view.name] + (multipleAttempts ? [String(view.attempt)] : [])
+            + [ByteSize(bytes: view.size).description, view.sha256]).map { Table.Cell($0) })
       }
-      print(table.render())
+      print(table.render(style: .detect(fd: 1)))
       return
     }
     // The latest attempt's file of each name.

@@ -6,34 +6,32 @@ struct KeysCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "keys",
     abstract: "Make and enrol CurveZMQ keys, so only enrolled machines and people get in.",
-    discussion: """
-      The coordinator's keys folder holds its own pair and the public keys it admits:
-
-        KEYS/coordinator.key, KEYS/coordinator.key_secret
-        KEYS/workers/NAME.key   KEYS/clients/NAME.key   KEYS/admins/NAME.key
-
-      A worker's or person's keys folder holds their own pair and a copy of coordinator.key.
-      Files follow czmq's certificate format, so czmq tools read them too.
-
-      Example, on the coordinator host:
-        pinpool keys generate --out /etc/pinpool/keys --name coordinator
-      on a worker (then copy edge-3.key to the coordinator):
-        pinpool keys generate --out /etc/pinpool/worker-keys --name edge-3
-        cp coordinator.key /etc/pinpool/worker-keys/
-      back on the coordinator:
-        pinpool keys enroll edge-3.key --keys /etc/pinpool/keys --role worker
+    discussion: manual(
+      """
+      The coordinator's keys folder holds its own pair (coordinator.key, coordinator.key_secret)
+      and the public keys it admits, one folder per role: workers/NAME.key, clients/NAME.key,
+      admins/NAME.key. A worker's or person's keys folder holds their own pair and a copy of the
+      coordinator's coordinator.key. Files follow czmq's certificate format, so czmq tools read
+      them too.
       """,
+      examples: [
+        "pinpool keys generate --out /etc/pinpool/keys --name coordinator      # on the coordinator",
+        "pinpool keys generate --out /etc/pinpool/worker-keys --name edge-3    # on a worker",
+        "cp coordinator.key /etc/pinpool/worker-keys/                          # the coordinator's public key",
+        "pinpool keys enroll edge-3.key --keys /etc/pinpool/keys --role worker # back on the coordinator",
+      ], exit: [.success, .failure, .usage]),
     subcommands: [GenerateKeysCommand.self, EnrollKeyCommand.self])
 }
 
 struct GenerateKeysCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "generate", abstract: "Make a key pair: NAME.key (public) and NAME.key_secret (mode 0600).",
-    discussion: """
-      Examples:
-        pinpool keys generate --out /etc/pinpool/keys --name coordinator
-        pinpool keys generate --out ~/.config/pinpool/keys --name alice
-      """)
+    discussion: manual(
+      "Never overwrites a key. The secret file is created with mode 0600.",
+      examples: [
+        "pinpool keys generate --out /etc/pinpool/keys --name coordinator",
+        "pinpool keys generate --out ~/.config/pinpool/keys --name alice",
+      ], exit: [.success, .failure, .usage]))
 
   @Option(help: ArgumentHelp("Folder to write the two files into (made if missing).", valueName: "dir"))
   var out: String
@@ -46,7 +44,8 @@ struct GenerateKeysCommand: ParsableCommand {
     guard !keyName.isEmpty, keyName.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }),
       !keyName.hasPrefix(".")
     else {
-      throw CLIError("--name '\(keyName)': use letters, digits, '-', '_' and '.', not starting with '.'")
+      throw CLIError.usage(
+        "--name '\(keyName)': use letters, digits, '-', '_' and '.', not starting with '.'")
     }
     do {
       let pair = try CurveKeyPair.generate(name: keyName)
@@ -63,15 +62,17 @@ struct GenerateKeysCommand: ParsableCommand {
 struct EnrollKeyCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "enroll", abstract: "Admit a public key to a coordinator's keys folder with a role.",
-    discussion: """
-      Copies the checked key to KEYS/workers/, clients/ or admins/ as NAME.key. A running coordinator picks it up at the next
-      handshake; delete the file to revoke (connections already admitted stay until they drop).
-
-      Examples:
-        pinpool keys enroll edge-3.key --keys /etc/pinpool/keys --role worker
-        pinpool keys enroll alice.key --keys /etc/pinpool/keys --role client
-        pinpool keys enroll bob.key --keys /etc/pinpool/keys --role admin --name bob
-      """)
+    discussion: manual(
+      """
+      Copies the checked key to KEYS/workers/, clients/ or admins/ as NAME.key. A running
+      coordinator picks it up at the next handshake; delete the file to revoke (connections
+      already admitted stay until they drop).
+      """,
+      examples: [
+        "pinpool keys enroll edge-3.key --keys /etc/pinpool/keys --role worker",
+        "pinpool keys enroll alice.key --keys /etc/pinpool/keys --role client",
+        "pinpool keys enroll bob.key --keys /etc/pinpool/keys --role admin --name bob",
+      ], exit: [.success, .failure, .usage]))
 
   @Argument(help: "The public key file (NAME.key).") var keyFile: String
   @Option(help: ArgumentHelp("The coordinator's keys folder.", valueName: "dir")) var keys: String
@@ -80,7 +81,7 @@ struct EnrollKeyCommand: ParsableCommand {
 
   func run() throws {
     guard let role = Role(rawValue: role) else {
-      throw CLIError("--role '\(role)': expected worker, client or admin")
+      throw CLIError.usage("--role '\(role)': expected worker, client or admin")
     }
     if keyFile.hasSuffix(CertificateFile.secretSuffix) {
       throw CLIError(

@@ -4,10 +4,19 @@ import Shared
 
 struct StatusCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "status", abstract: "Show one job: state, worker, step, why it waits, cleanup.",
-    discussion: "Example: pinpool status 42 --json")
-  @Argument(help: "The job id.") var job: String
+    commandName: "status", abstract: "Show one job: state, worker, steps, why it waits, locals, cleanup.",
+    discussion: manual(
+      """
+      A short block: the job's state and attempt, its worker and GPUs, the step timeline
+      (steps done, the current one, those to come), why a queued job waits, the locals a
+      script set (the URL of a serving app, say), its notifications, what cleanup freed,
+      and when it was submitted, started and finished. --json prints the fixed shape.
+      """,
+      examples: ["pinpool status 42", "pinpool status 42 --json | jq .state"]))
+  @Argument(help: "The job id.", completion: Completions.jobIDs) var job: String
   @OptionGroup var client: ClientOptions
+
+  func validate() throws { try checkJobID(job) }
 
   func run() throws {
     let connection = try client.client()
@@ -15,102 +24,80 @@ struct StatusCommand: ParsableCommand {
     let view = try client.request(
       connection, .status, request, requestID: request.requestID, expecting: JobView.self)
     if client.json { return printJSON(view) }
-    var lines = [
-      "job \(view.id)  \(view.name)",
-      "state     \(view.state.rawValue)" + (view.attempt > 1 ? " (attempt \(view.attempt))" : ""),
-    ]
-    if let reason = view.waitReason { lines.append("waiting   \(reason)") }
-    if let worker = view.worker {
-      lines.append(
-        "worker    \(worker)"
-          + (view.gpus.isEmpty ? "" : " (GPU \(view.gpus.map(String.init).joined(separator: ",")))"))
-    }
-    if view.step.count > 0 { lines.append("step      \(view.step.index)/\(view.step.count)") }
-    if let code = view.exitCode { lines.append("exit code \(code)") }
-    if let error = view.error { lines.append("error     \(error)") }
-    if case .object(let locals) = view.locals, !locals.isEmpty {
-      for (key, value) in locals { lines.append("local     \(key) = \(value.interpolationText)") }
-    }
-    for note in view.notifications { lines.append("notified  \(note)") }
-    for tool in view.environment?["runtime"]?["tools"]?.arrayValue ?? [] {
-      if let name = tool["name"]?.stringValue {
-        lines.append("runtime   \(name) \(tool["version"]?.stringValue ?? "?")")
-      }
-    }
-    for venv in view.environment?["venvs"]?.arrayValue ?? [] {
-      let packages = venv["packages"]?.arrayValue?.count ?? 0
-      lines.append(
-        "venv      \(venv["path"]?.stringValue ?? "?"): Python \(venv["python"]?.stringValue ?? "?"), "
-          + "\(packages) package\(packages == 1 ? "" : "s") (status --json lists them)")
-    }
-    if view.cleanup.state != .none {
-      var text = "cleanup   \(view.cleanup.state.rawValue)"
-      if let freed = view.cleanup.bytesFreed { text += ", \(ByteSize(bytes: freed)) freed" }
-      if let reason = view.cleanup.reason { text += " (\(reason))" }
-      lines.append(text)
-    }
-    lines.append("submitted \(view.submittedAt)")
-    if let started = view.startedAt { lines.append("started   \(started)") }
-    if let finished = view.finishedAt { lines.append("finished  \(finished)") }
-    print(lines.joined(separator: "\n"))
+    print(Render.status(view, now: Timestamp.now(), style: .detect(fd: STDOUT_FILENO)))
   }
 }
 
 struct JobsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "jobs", abstract: "List jobs, newest last.",
-    discussion:
-      "Examples:\n  pinpool jobs\n  pinpool jobs --state queued\n  pinpool jobs --worker edge-3 --json")
-  @Option(help: "Only jobs in this state (queued, assigned, running, serving, succeeded, failed, cancelled).")
+    discussion: manual(
+      """
+      A table: id, name, state, worker, GPUs (held, or wanted while queued), the current
+      step n/m, and age since submission.
+      """,
+      examples: [
+        "pinpool jobs", "pinpool jobs --state queued", "pinpool jobs --worker edge-3 --json",
+        "pinpool jobs --array 17",
+      ]))
+  @Option(
+    help: "Only jobs in this state (queued, assigned, running, serving, succeeded, failed, cancelled, lost).",
+    completion: Completions.jobStates)
   var state: String?
-  @Option(help: "Only jobs on this worker (name or id).") var worker: String?
+  @Option(help: "Only jobs on this worker (name or id).", completion: Completions.workerNames) var worker:
+    String?
   @Option(help: "Only the jobs of this array (the id `submit --array` printed first).") var array: String?
   @Option(help: "At most this many (the newest).") var limit: Int = 200
   @OptionGroup var client: ClientOptions
 
-  func run() throws {
-    var jobState: JobState?
-    if let state {
-      guard let parsed = JobState(rawValue: state) else {
-        throw CLIError(
-          "--state '\(state)': expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-      }
-      jobState = parsed
+  func validate() throws {
+    if let state, JobState(rawValue: state) == nil {
+      throw ValidationError(
+        "--state '\(state)': expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
     }
+    if let array { try checkJobID(array) }
+    guard limit > 0 else { throw ValidationError("--limit \(limit): expected 1 or more") }
+  }
+
+  func run() throws {
     let connection = try client.client()
-    var request = JobsRequest(requestID: newRequestID(), state: jobState, worker: worker, limit: limit)
+    var request = JobsRequest(
+      requestID: newRequestID(), state: state.flatMap(JobState.init(rawValue:)), worker: worker, limit: limit)
     request.array = array
     let views = try client.request(
       connection, .jobs, request, requestID: request.requestID, expecting: [JobView].self)
     if client.json { return printJSON(views) }
-    let now = Timestamp.now()
-    var table = Table(header: ["ID", "NAME", "STATE", "WORKER", "GPUS", "STEP", "AGE"])
-    for view in views {
-      table.rows.append([
-        view.id, view.name, view.state.rawValue, view.worker ?? "-",
-        view.gpus.isEmpty ? "-" : view.gpus.map(String.init).joined(separator: ","),
-        view.step.count > 0 ? "\(view.step.index)/\(view.step.count)" : "-",
-        parseISO(view.submittedAt).map { age(since: $0, now: now) } ?? "-",
-      ])
-    }
-    print(table.render())
+    print(Render.jobs(views, now: Timestamp.now(), style: .detect(fd: STDOUT_FILENO)))
   }
 }
 
 struct LogsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "logs", abstract: "Print a job's log.",
-    discussion:
-      "Examples:\n  pinpool logs 42\n  pinpool logs 42 --follow\n  pinpool logs 42 --since 1200 --json")
-  @Argument(help: "The job id.") var job: String
-  @Flag(help: "Keep streaming until the job ends.") var follow = false
+    commandName: "logs", abstract: "Print a job's log, or follow it live.",
+    discussion: manual(
+      """
+      Prints the stored log lines. With --follow, keeps streaming until the job ends; on a
+      terminal a status line shows the current step and the elapsed time, and the last
+      line says how the job ended. Ctrl-C stops following; the job keeps running.
+      --json prints one object per line: {"seq", "stream", "time", "line"}.
+      """,
+      examples: ["pinpool logs 42", "pinpool logs 42 --follow", "pinpool logs 42 --since 1200 --json"],
+      exit: ExitStatus.follow))
+  @Argument(help: "The job id.", completion: Completions.jobIDs) var job: String
+  @Flag(help: "Keep streaming until the job ends; exit 0 only if it succeeded.") var follow = false
   @Option(help: "Only lines after this sequence number.") var since: Int = 0
   @OptionGroup var client: ClientOptions
+
+  func validate() throws {
+    try checkJobID(job)
+    guard since >= 0 else { throw ValidationError("--since \(since): expected a sequence number, 0 or more") }
+  }
 
   func run() throws {
     let connection = try client.client()
     if follow {
-      _ = try LogFollower(client: client, connection: connection, jobID: job, since: since).run()
+      let final = try LogFollower(client: client, connection: connection, jobID: job, since: since).run()
+      if final.state != .succeeded { throw ExitCode(ExitStatus.failure.rawValue) }
       return
     }
     var cursor = since
@@ -130,13 +117,25 @@ struct LogsCommand: ParsableCommand {
 struct CancelCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cancel", abstract: "Cancel queued, running or serving jobs.",
-    discussion: "Examples:\n  pinpool cancel 42 43\n  pinpool cancel --array 17     (every job of the array)")
-  @Argument(help: "Job ids.") var jobs: [String] = []
+    discussion: manual(
+      "The worker stops the job's processes (SIGTERM to the group, then SIGKILL) and cleans up.",
+      examples: [
+        "pinpool cancel 42", "pinpool cancel 42 43", "pinpool cancel --array 17    (every job of the array)",
+      ]
+    ))
+  @Argument(help: "Job ids.", completion: Completions.jobIDs) var jobs: [String] = []
   @Option(help: "Cancel every job of this array.") var array: String?
   @OptionGroup var client: ClientOptions
 
+  func validate() throws {
+    guard !jobs.isEmpty || array != nil else {
+      throw ValidationError("name at least one job id, or --array ID")
+    }
+    for job in jobs { try checkJobID(job) }
+    if let array { try checkJobID(array) }
+  }
+
   func run() throws {
-    guard !jobs.isEmpty || array != nil else { throw CLIError("name at least one job id, or --array ID") }
     let connection = try client.client()
     var request = CancelRequest(requestID: newRequestID(), jobIDs: jobs)
     request.array = array
@@ -150,7 +149,15 @@ struct CancelCommand: ParsableCommand {
 
 struct WorkersCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "workers", abstract: "List the pool's workers and what they have free.")
+    commandName: "workers", abstract: "List the pool's workers and what they have free.",
+    discussion: manual(
+      """
+      A table: name, state (online, draining, drained, offline), each GPU with its free and
+      total VRAM, free disk, running jobs out of slots, and when the worker was last heard from.
+      """,
+      examples: [
+        "pinpool workers", "pinpool workers --json | jq '.[] | select(.state == \"online\") | .name'",
+      ]))
   @OptionGroup var client: ClientOptions
 
   func run() throws {
@@ -159,30 +166,17 @@ struct WorkersCommand: ParsableCommand {
     let views = try client.request(
       connection, .workers, request, requestID: request.requestID, expecting: [WorkerView].self)
     if client.json { return printJSON(views) }
-    let now = Timestamp.now()
-    var table = Table(header: ["NAME", "STATE", "GPUS", "DISK FREE", "RUNNING", "LAST SEEN"])
-    for view in views {
-      let gpus =
-        view.gpus.isEmpty
-        ? "-"
-        : view.gpus.map {
-          "\($0.model) \(ByteSize(bytes: $0.vramFree).decimalDescription)/\(ByteSize(bytes: $0.vramTotal).decimalDescription)"
-        }.joined(separator: ", ")
-      table.rows.append([
-        view.name, view.state.rawValue, gpus, ByteSize(bytes: view.diskFree).description,
-        "\(view.running)/\(view.slots)",
-        parseISO(view.lastSeen).map { age(since: $0, now: now) + " ago" } ?? "-",
-      ])
-    }
-    print(table.render())
+    print(Render.workers(views, now: Timestamp.now(), style: .detect(fd: STDOUT_FILENO)))
   }
 }
 
 struct DrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "drain", abstract: "Let a worker finish its jobs and take no new ones.",
-    discussion: "Example: pinpool drain edge-3")
-  @Argument(help: "The worker's name or id.") var worker: String
+    discussion: manual(
+      "The worker shows as draining until its running jobs end, then drained. `pinpool undrain` reverses it.",
+      examples: ["pinpool drain edge-3", "pinpool drain edge-3 --json"]))
+  @Argument(help: "The worker's name or id.", completion: Completions.workerNames) var worker: String
   @OptionGroup var client: ClientOptions
 
   func run() throws { try setDrained(worker: worker, drained: true, client: client) }
@@ -190,8 +184,9 @@ struct DrainCommand: ParsableCommand {
 
 struct UndrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "undrain", abstract: "Let a drained worker take jobs again.")
-  @Argument(help: "The worker's name or id.") var worker: String
+    commandName: "undrain", abstract: "Let a drained worker take jobs again.",
+    discussion: manual("", examples: ["pinpool undrain edge-3"]))
+  @Argument(help: "The worker's name or id.", completion: Completions.workerNames) var worker: String
   @OptionGroup var client: ClientOptions
 
   func run() throws { try setDrained(worker: worker, drained: false, client: client) }

@@ -9,10 +9,17 @@ import Worker
 struct CoordinatorCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "coordinator", abstract: "Run the coordinator: the queue, the scheduler and the client API.",
-    discussion:
-      "Example: pinpool coordinator --data /var/lib/pinpool --bind tcp://0.0.0.0:7450 --keys /etc/pinpool/keys"
-  )
-  @Option(help: "Folder for the job store (SQLite) and logs.") var data: String
+    discussion: manual(
+      """
+      Listens on --bind for workers and clients, keeps the durable queue (SQLite) and the logs
+      in --data, and schedules jobs onto workers. Stops cleanly on SIGINT or SIGTERM.
+      """,
+      examples: [
+        "pinpool coordinator --data /var/lib/pinpool",
+        "pinpool coordinator --data /var/lib/pinpool --bind tcp://127.0.0.1:7450 --retention 7d",
+      ],
+      exit: [.success, .failure, .usage]))
+  @Option(help: "Folder for the job store (SQLite) and logs.", completion: .directory) var data: String
   @Option(help: "The ZeroMQ endpoint to listen on.") var bind = "tcp://127.0.0.1:7450"
   @Option(
     help: ArgumentHelp(
@@ -59,7 +66,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
       limits.retentionSeconds = try DurationParser.seconds(retention)
       settings.agingSeconds = try DurationParser.seconds(aging)
     } catch {
-      throw CLIError("--retention/--aging: \(error)")
+      throw CLIError.usage("--retention/--aging: \(error)")
     }
     do {
       limits.maxBundleBytes = Int(try ByteSize(parsing: maxBundle).bytes)
@@ -104,15 +111,22 @@ struct CoordinatorCommand: AsyncParsableCommand {
 struct WorkerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "worker", abstract: "Run a worker that takes jobs from a coordinator.",
-    discussion: """
-      Examples:
-        pinpool worker --coordinator tcp://10.0.0.2:7450 --root /var/lib/pinpool-worker --label site=studio
-        pinpool worker --root /tmp/w --gpu "nvidia:NVIDIA GeForce RTX 4090:24GiB"
-        pinpool worker --probe --root /tmp/w
-      """)
+    discussion: manual(
+      """
+      Registers with the coordinator, advertises its GPUs (probed, or declared with --gpu),
+      disk and labels, and runs the jobs it is given, each in ROOT/jobs/JOB-ATTEMPT with a
+      private runtime and environment. Stops cleanly on SIGINT or SIGTERM.
+      """,
+      examples: [
+        "pinpool worker --coordinator tcp://10.0.0.2:7450 --root /var/lib/pinpool-worker --label site=studio",
+        "pinpool worker --root /tmp/w --gpu \"nvidia:NVIDIA GeForce RTX 4090:24GiB\"",
+        "pinpool worker --probe --root /tmp/w",
+      ],
+      exit: [.success, .failure, .usage]))
   @Option(help: "The coordinator's endpoint.") var coordinator =
     ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
-  @Option(help: "The worker's own folder: workspaces, runtime, caches.") var root: String
+  @Option(help: "The worker's own folder: workspaces, runtime, caches.", completion: .directory) var root:
+    String
   @Option(
     help: ArgumentHelp(
       "Use CurveZMQ: DIR holds this worker's key pair and the coordinator's coordinator.key.",
@@ -190,7 +204,7 @@ struct WorkerCommand: AsyncParsableCommand {
   }
 
   func makeConfiguration() throws -> WorkerConfiguration {
-    guard slots >= 1 else { throw CLIError("--slots must be 1 or more") }
+    guard slots >= 1 else { throw CLIError.usage("--slots must be 1 or more") }
     var configuration = WorkerConfiguration(
       coordinator: coordinator, root: URL(fileURLWithPath: root).standardizedFileURL.path)
     configuration.name = name
@@ -205,7 +219,7 @@ struct WorkerCommand: AsyncParsableCommand {
       terminationGrace: .milliseconds(Int(killGrace * 1000)), maxLineBytes: try Self.maxLineBytes(maxLogLine))
     if let keepFailed {
       do { configuration.keepFailed = try DurationParser.seconds(keepFailed) } catch {
-        throw CLIError("--keep-failed: \(error)")
+        throw CLIError.usage("--keep-failed: \(error)")
       }
     }
     if let uploadRate {
@@ -221,7 +235,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
     if let cacheBudget {
       do { configuration.cacheBudget = try ByteSize(parsing: cacheBudget).bytes } catch {
-        throw CLIError("--cache-budget: \(error)")
+        throw CLIError.usage("--cache-budget: \(error)")
       }
     }
     for label in labels {
@@ -232,7 +246,9 @@ struct WorkerCommand: AsyncParsableCommand {
       configuration.declaredGPUs = []
     } else if !gpus.isEmpty {
       configuration.declaredGPUs = try gpus.enumerated().map { index, text in
-        do { return try GPU(declaration: text, index: index) } catch { throw CLIError("--gpu: \(error)") }
+        do { return try GPU(declaration: text, index: index) } catch {
+          throw CLIError.usage("--gpu: \(error)")
+        }
       }
     }
     return configuration
@@ -253,8 +269,15 @@ struct WorkerCommand: AsyncParsableCommand {
 struct DevCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "dev", abstract: "Run a coordinator and one local worker in one process, to try Pinpool.",
-    discussion: "Then, in another terminal: pinpool submit SCRIPT --follow")
-  @Option(help: "Folder for the coordinator's store and the worker's root.") var data: String?
+    discussion: manual(
+      "A coordinator and one local worker named `local` in one process; then, in another terminal, submit.",
+      examples: [
+        "pinpool dev", "pinpool dev --data /tmp/pool --gpu \"nvidia:NVIDIA GeForce RTX 4090:24GiB\"",
+        "pinpool submit examples/hello --follow     (in another terminal)",
+      ],
+      exit: [.success, .failure, .usage]))
+  @Option(help: "Folder for the coordinator's store and the worker's root.", completion: .directory) var data:
+    String?
   @Option(help: "The endpoint to listen on.") var bind = "tcp://127.0.0.1:7450"
   @Option(
     name: .customLong("gpu"),
@@ -282,7 +305,9 @@ struct DevCommand: AsyncParsableCommand {
     configuration.slots = slots
     if !gpus.isEmpty {
       configuration.declaredGPUs = try gpus.enumerated().map { index, text in
-        do { return try GPU(declaration: text, index: index) } catch { throw CLIError("--gpu: \(error)") }
+        do { return try GPU(declaration: text, index: index) } catch {
+          throw CLIError.usage("--gpu: \(error)")
+        }
       }
     }
     let agent = try await WorkerAgent(configuration: configuration, context: context, logger: logger)

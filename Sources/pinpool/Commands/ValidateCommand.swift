@@ -5,13 +5,15 @@ import Shared
 struct ValidateCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "validate", abstract: "Parse and check a bundle; print every problem with its location.",
-    discussion: """
+    discussion: manual(
+      """
       Checks every script reachable from the entry through script.start: syntax, the "run" list,
-      method names, and the syntax and variables of every {{ template }}.
-      Exit status: 0 when no problem is found, 1 otherwise.
-      Example: pinpool validate ./my-app --entry start.json
-      """)
-  @Argument(help: "A script file or a folder.") var bundle: String
+      method names, and the syntax and variables of every {{ template }}. Each problem is one
+      line with file:line:col. Needs no coordinator.
+      """,
+      examples: ["pinpool validate render.json", "pinpool validate ./my-app --entry start.json --json"],
+      exit: [.success, .failure, .usage]))
+  @Argument(help: "A script file or a folder.", completion: .file()) var bundle: String
   @Option(help: "The script to start inside a folder bundle.") var entry: String?
   @Flag(help: "Print the problems as a JSON array.") var json = false
 

@@ -22,6 +22,16 @@ struct ClientOptions: ParsableArguments {
         + "(or set PINPOOL_KEYS).", valueName: "dir"))
   var keys: String?
 
+  mutating func validate() throws {
+    guard replyTimeout > 0, replyTimeout <= 3600 else {
+      throw ValidationError("--reply-timeout \(replyTimeout): expected seconds between 0 and 3600, e.g. 5")
+    }
+    guard coordinator.contains("://") else {
+      throw ValidationError(
+        "--coordinator '\(coordinator)': expected an endpoint such as tcp://127.0.0.1:7450")
+    }
+  }
+
   func client() throws -> RequestClient {
     var peerKeys: PeerKeys?
     let folder = keys ?? ProcessInfo.processInfo.environment["PINPOOL_KEYS"].flatMap { $0.isEmpty ? nil : $0 }
@@ -32,7 +42,7 @@ struct ClientOptions: ParsableArguments {
       return try RequestClient(
         endpoint: coordinator, timeout: .milliseconds(Int(replyTimeout * 1000)), keys: peerKeys)
     } catch {
-      throw CLIError(error.description)
+      throw CLIError(error)
     }
   }
 
@@ -43,23 +53,23 @@ struct ClientOptions: ParsableArguments {
     do {
       return try client.request(type, header, requestID: requestID, payload: payload, expecting: Result.self)
     } catch {
-      throw CLIError(error.description)
+      throw CLIError(error)
     }
   }
-}
-
-/// An error the CLI prints as one line on stderr and exits 1 with.
-struct CLIError: Error, CustomStringConvertible {
-  var description: String
-  init(_ description: String) { self.description = description }
 }
 
 func newRequestID() -> String { UUID().uuidString.lowercased() }
 
 func printJSON<T: Encodable>(_ value: T) {
+  print(jsonText(value))
+}
+
+/// The `--json` text of a value: pretty-printed, keys sorted, slashes unescaped.
+func jsonText<T: Encodable>(_ value: T) -> String {
   let encoder = JSONEncoder()
   encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-  if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+  guard let data = try? encoder.encode(value) else { return "null" }
+  return String(decoding: data, as: UTF8.self)
 }
 
 func printJSONLine<T: Encodable>(_ value: T) {

@@ -110,6 +110,20 @@ struct ArtifactStoreTests {
     #expect(store.begin(jobID: 2, begin("b.bin", Data(count: 20), job: "2"), now: 3).ack.error == nil)
   }
 
+  @Test func filesPerJobAreLimited() throws {
+    let root = temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let store = try ArtifactStore(root: root, limits: ArtifactLimits(filesPerJob: 2), stored: [])
+    #expect(store.begin(jobID: 1, begin("a.txt", Data("a".utf8)), now: 1).ack.error == nil)
+    #expect(store.begin(jobID: 1, begin("b.txt", Data("b".utf8)), now: 1).ack.error == nil)
+    // The same file again is not a new one; a third is refused, naming the limit.
+    #expect(store.begin(jobID: 1, begin("a.txt", Data("a".utf8)), now: 2).ack.error == nil)
+    let refusal = try #require(store.begin(jobID: 1, begin("c.txt", Data("c".utf8)), now: 2).ack.error)
+    #expect(refusal.contains("job 1") && refusal.contains("'c.txt'") && refusal.contains("--artifact-files"))
+    // Other jobs have their own count.
+    #expect(store.begin(jobID: 2, begin("c.txt", Data("c".utf8), job: "2"), now: 2).ack.error == nil)
+  }
+
   @Test func badNamesAndDigestsAreRefused() throws {
     let root = temporaryFolder()
     defer { try? FileManager.default.removeItem(atPath: root) }

@@ -9,13 +9,18 @@ import Shared
   import Darwin
 #endif
 
-/// Limits on stored artifacts: per job (every attempt together) and for the whole pool.
+/// Limits on stored artifacts: bytes and files per job (every attempt together), and
+/// bytes for the whole pool.
 public struct ArtifactLimits: Sendable, Hashable {
   public var perJob: Int64
   public var pool: Int64
-  public init(perJob: Int64 = 10_000_000_000, pool: Int64 = 100_000_000_000) {
+  /// Files per job: a glob like `**` over a checked-out repository would otherwise
+  /// upload (and `pinpool artifacts` list) tens of thousands of files.
+  public var filesPerJob: Int
+  public init(perJob: Int64 = 10_000_000_000, pool: Int64 = 100_000_000_000, filesPerJob: Int = 1000) {
     self.perJob = perJob
     self.pool = pool
+    self.filesPerJob = filesPerJob
   }
 }
 
@@ -271,6 +276,14 @@ final class ArtifactStore {
       sha256.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
     else {
       return "artifact '\(key.name)' declares sha256 '\(sha256.prefix(80))', not 64 lowercase hex digits"
+    }
+    if sizes[key] == nil {
+      let files = sizes.keys.lazy.filter { $0.job == key.job }.count
+      if files >= limits.filesPerJob {
+        return
+          "job \(jobText): artifact '\(key.name)' would be the job's file number \(files + 1), over the limit of "
+          + "\(limits.filesPerJob) files per job (pinpool coordinator --artifact-files)"
+      }
     }
     let previous = sizes[key] ?? 0
     let job = jobTotal(key.job) - previous + size

@@ -50,6 +50,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var artifactLimit: String = "10GB"
   @Option(help: ArgumentHelp("Most artifact bytes the pool stores in all.", valueName: "size"))
   var artifactPoolLimit: String = "100GB"
+  @Option(help: ArgumentHelp("Most artifact files one job may store.", valueName: "n"))
+  var artifactFiles: Int = 1000
 
   func run() async throws {
     var serverKeys: ServerKeys?
@@ -87,6 +89,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     do { limits.artifacts.perJob = try ByteSize(parsing: artifactLimit).bytes } catch {
       throw CLIError("--artifact-limit: \(error)")
     }
+    guard artifactFiles >= 1 else { throw CLIError.usage("--artifact-files must be 1 or more") }
+    limits.artifacts.filesPerJob = artifactFiles
     do { limits.artifacts.pool = try ByteSize(parsing: artifactPoolLimit).bytes } catch {
       throw CLIError("--artifact-pool-limit: \(error)")
     }

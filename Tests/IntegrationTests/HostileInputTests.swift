@@ -152,23 +152,8 @@ struct HostileInputTests {
   }
 }
 
-/// A tiny deterministic generator, so the barrage is the same on every run.
-struct SeededGenerator: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
-  mutating func bytes(_ count: Int) -> Data {
-    Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &self) })
-  }
-}
+/// The barrage's generator: the same seed, the same messages on every run.
+typealias SeededGenerator = SplitMix64
 
 /// The barrage: a third random frames, a third well-formed messages of every type with
 /// hostile values, a third those messages damaged; a few oversized.
@@ -185,7 +170,7 @@ enum HostileMessages {
         if position == 1, Bool.random(using: &rng) {
           return Data(MessageType.allCases.randomElement(using: &rng)!.rawValue.utf8)
         }
-        return rng.bytes(Int.random(in: 0...40, using: &rng))
+        return Data(rng.bytes(Int.random(in: 0...40, using: &rng)))
       }
     case 1: return wellFormed(socket: socket, owner: owner, using: &rng).frames
     default:
@@ -200,7 +185,8 @@ enum HostileMessages {
 
   static func bundle(_ rng: inout SeededGenerator) -> Data {
     JobBundle(files: [
-      JobBundle.File(path: "install.json", mode: 0o644, data: rng.bytes(Int.random(in: 0...64, using: &rng)))
+      JobBundle.File(
+        path: "install.json", mode: 0o644, data: Data(rng.bytes(Int.random(in: 0...64, using: &rng))))
     ]).encoded()
   }
 
@@ -278,7 +264,7 @@ enum HostileMessages {
         arrayIndices: plausible || Bool.random(using: &rng)
           ? nil : (0..<Int.random(in: 0...3, using: &rng)).map { _ in int(&rng) })
       return WireEnvelope(
-        type, request, payload: plausible || Bool.random(using: &rng) ? [bundle(&rng)] : [rng.bytes(9)])
+        type, request, payload: plausible || Bool.random(using: &rng) ? [bundle(&rng)] : [Data(rng.bytes(9))])
     case .status: return WireEnvelope(type, JobRequest(requestID: string(&rng), jobID: job))
     case .jobs:
       return WireEnvelope(
@@ -305,7 +291,7 @@ enum HostileMessages {
           workerID: worker, jobID: job, attempt: attempt ?? int(&rng), name: string(&rng),
           offset: plausible ? 0 : Int64(int(&rng)), size: plausible ? 4 : Int64(int(&rng)),
           sha256: string(&rng)),
-        payload: plausible ? [rng.bytes(4)] : [])
+        payload: plausible ? [Data(rng.bytes(4))] : [])
     case .artifacts: return WireEnvelope(type, ArtifactsRequest(requestID: string(&rng), jobID: job))
     case .artifactFetch:
       return WireEnvelope(

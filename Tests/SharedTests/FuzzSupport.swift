@@ -1,22 +1,6 @@
 import Foundation
+import Shared
 import Testing
-
-/// A tiny deterministic generator, so a failing fuzz input can be reproduced from its seed.
-struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
-  mutating func bytes(_ count: Int) -> [UInt8] {
-    (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }
-  }
-}
 
 /// How long a fuzzer runs. In the unit suite: a fixed number of iterations from a fixed
 /// seed, the same on every run. Under `scripts/fuzz`: `PINPOOL_FUZZ_SECONDS` of
@@ -57,8 +41,8 @@ struct FuzzRun {
   var seedText: String { "0x" + String(seed, radix: 16) }
 
   func generator(iteration: Int) -> SplitMix64 {
-    var mixer = SplitMix64(state: seed ^ (UInt64(iteration) &* 0xD1B5_4A32_D192_ED03))
-    return SplitMix64(state: mixer.next())
+    var mixer = SplitMix64(seed: seed ^ (UInt64(iteration) &* 0xD1B5_4A32_D192_ED03))
+    return SplitMix64(seed: mixer.next())
   }
 
   /// Runs `body` once per iteration; returns how many ran. An error `body` throws (a

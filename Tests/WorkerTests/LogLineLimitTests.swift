@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import Synchronization
 import Testing
 
@@ -71,7 +72,7 @@ import Testing
   /// line back, in order.
   @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6, 7, 8])
   func randomOutputRejoinsExactly(seed: UInt64) {
-    var rng = SplitMix64(state: seed &* 0x9E37_79B9)
+    var rng = SplitMix64(seed: seed &* 0x9E37_79B9)
     let alphabet = ["a", "b", " ", "é", "😀", "\t", "\n", "\r\n", "\r", "[", "]"]
     let limit = Int.random(in: 4...40, using: &rng)
     for _ in 0..<40 {
@@ -135,18 +136,5 @@ import Testing
     #expect(seen[2] == String(repeating: "x", count: 452))
     #expect(seen[3] == "short")
     #expect(rejoin(seen) == [String(repeating: "x", count: 2500), "short"])
-  }
-}
-
-/// A tiny deterministic generator, so a failing input can be reproduced from its seed.
-private struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
   }
 }

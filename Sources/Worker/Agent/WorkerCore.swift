@@ -68,7 +68,7 @@ struct WorkerCore: Sendable {
   private var lastResend: Double = 0
   private var registerAttempts = 0
   /// Deterministic per worker (seeded from its id), so tests can predict it.
-  private var jitter: SplitMix
+  private var jitter: SplitMix64
 
   /// 2 s, 4 s, 8 s ... up to 30 s, each scaled by a factor in [0.5, 1.5).
   var registerRetryDelay: Double {
@@ -99,7 +99,7 @@ struct WorkerCore: Sendable {
     self.connection = .registering(since: now)
     self.lastHeard = now
     self.clock = now
-    self.jitter = SplitMix(
+    self.jitter = SplitMix64(
       seed: advert.id.utf8.reduce(UInt64(1_469_598_103_934_665_603)) {
         ($0 ^ UInt64($1)) &* 1_099_511_628_211
       })
@@ -450,21 +450,4 @@ struct WorkerCore: Sendable {
   private mutating func forgetIfDone(_ ref: AttemptRef) {
     if let attempt = attempts[ref], attempt.done { attempts[ref] = nil }
   }
-}
-
-/// A tiny deterministic generator for jitter (SplitMix64).
-struct SplitMix: Sendable {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
-  /// Uniform in [0, 1).
-  mutating func unit() -> Double { Double(next() >> 11) / Double(UInt64(1) << 53) }
 }

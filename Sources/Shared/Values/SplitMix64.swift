@@ -1,0 +1,23 @@
+/// A tiny deterministic generator (SplitMix64): the worker's reconnect jitter is seeded
+/// from its id, so tests can predict it, and the fuzzers' inputs from a seed a failure
+/// names, so it can be replayed. Not for anything secret.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+  public var state: UInt64
+
+  public init(seed: UInt64) { state = seed }
+
+  public mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  /// Uniform in [0, 1).
+  public mutating func unit() -> Double { Double(next() >> 11) / Double(UInt64(1) << 53) }
+
+  public mutating func bytes(_ count: Int) -> [UInt8] {
+    (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }
+  }
+}

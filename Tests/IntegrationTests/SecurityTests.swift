@@ -81,6 +81,16 @@ import Testing
       let carols: SubmitReply = try pool.json(["submit", script], environment: ["PINPOOL_KEYS": carol])
       #expect(pool.cli(["cancel", carols.id], environment: ["PINPOOL_KEYS": bob]).status == 0)
       #expect(try pool.waitForFinal(carols.id, timeout: 30).state == .cancelled)
+
+      // Enrolling needs no restart: the stranger, still knocking, gets in.
+      let enrolled = pool.cli([
+        "keys", "enroll", stranger + "/stranger.key", "--keys", keys, "--role", "worker",
+      ])
+      #expect(enrolled.status == 0, "\(enrolled.stderr)")
+      try pool.waitUntil("the newly enrolled worker registers", timeout: 60) {
+        let workers: [WorkerView]? = try? pool.json(["workers"])
+        return workers?.contains { $0.name == "stranger" && $0.state == .online } == true
+      }
     }
   }
 

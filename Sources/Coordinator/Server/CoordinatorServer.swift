@@ -391,10 +391,15 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       try store.apply(changes)
     } catch {
       // Nothing about this batch may be acknowledged: replies and acks would promise
-      // what is not on disk. Workers resend unacknowledged data; clients retry.
-      logger.critical("store write failed; replies of this batch withheld", metadata: ["error": "\(error)"])
-      pendingQueries.removeAll()
-      return
+      // what is not on disk. And the core has already moved past it (its log cursors,
+      // its queue), so carrying on would drop what workers resend as duplicates. Stop
+      // instead (fail-stop, as etcd does on a failed WAL write): a restart rebuilds
+      // the core from what is on disk, workers resend everything unacknowledged, and
+      // clients retry. Under systemd (Restart=on-failure) that is automatic.
+      logger.critical(
+        "store write failed; stopping so a restart resumes from what is on disk",
+        metadata: ["error": "\(error)", "store": "\(store.path)"])
+      exit(75)
     }
     for (index, action) in actions.enumerated() {
       switch action {

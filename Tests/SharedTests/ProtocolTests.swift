@@ -421,3 +421,39 @@ private let locals = JSONValue.object(
     #expect(error?.field == field)
   }
 }
+
+@Suite struct LogLineJSONTests {
+  @Test func handWrittenJSONReadsBackAsTheSameLines() throws {
+    var rng = SplitMix64(seed: 0x10_6e)
+    let pieces = [
+      "", "a", "\"", "\\", "\n", "\r\t", "\u{0}", "\u{1f}", "\u{7f}", "é", "😀", "</script>", "{{x}}", "/",
+    ]
+    for _ in 0..<2000 {
+      let text = (0..<Int.random(in: 0...6, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }
+        .joined()
+      let line = LogLine(
+        seq: Int.random(in: 0...Int.max, using: &rng),
+        stream: [LogStream.stdout, .stderr, .pinpool].randomElement(using: &rng)!,
+        time: [1_732_500_000.123_456, 0, 1e-5, Double(Int.random(in: 0...1 << 40, using: &rng)) / 1000]
+          .randomElement(using: &rng)!,
+        line: text)
+      var json: [UInt8] = []
+      line.appendJSON(to: &json)
+      #expect(try JSONDecoder().decode(LogLine.self, from: Data(json)) == line)
+    }
+    let batch = LogBatchMessage(
+      workerID: "w-\"1\"", jobID: "7", attempt: 2,
+      lines: [
+        LogLine(seq: 1, stream: .stdout, time: 1, line: "a\u{1}b"),
+        LogLine(seq: 2, stream: .stderr, time: 2, line: ""),
+      ])
+    let envelope = WireEnvelope(type: .logBatch, header: Data(batch.encodedJSON()))
+    let decoded = try envelope.decode(LogBatchMessage.self)
+    #expect(decoded.workerID == batch.workerID && decoded.jobID == "7" && decoded.attempt == 2)
+    #expect(decoded.lines == batch.lines)
+    let empty = LogBatchMessage(workerID: "w", jobID: "1", attempt: 1, lines: [])
+    #expect(
+      try WireEnvelope(type: .logBatch, header: Data(empty.encodedJSON())).decode(LogBatchMessage.self).lines
+        == [])
+  }
+}

@@ -390,11 +390,8 @@ struct WorkerCore: Sendable {
       while attempt.sentCount < attempt.unacked.count, attempt.sentCount < maxInFlightLines {
         let end = min(attempt.unacked.count, attempt.sentCount + maxBatchLines, maxInFlightLines)
         let lines = Array(attempt.unacked[attempt.sentCount..<end])
-        actions.append(
-          .send(
-            WireEnvelope(
-              .logBatch,
-              LogBatchMessage(workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, lines: lines))))
+        let batch = LogBatchMessage(workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, lines: lines)
+        actions.append(.send(WireEnvelope(type: .logBatch, header: Data(batch.encodedJSON()))))
         attempt.sentCount = end
       }
       attempts[ref] = attempt

@@ -451,6 +451,49 @@ private let locals = JSONValue.object(
     let decoded = try envelope.decode(LogBatchMessage.self)
     #expect(decoded.workerID == batch.workerID && decoded.jobID == "7" && decoded.attempt == 2)
     #expect(decoded.lines == batch.lines)
+    // The coordinator's fast reader takes exactly that, and the same with random lines.
+    #expect(try envelope.decodeLogBatch().lines == batch.lines)
+    for _ in 0..<500 {
+      let lines = (0..<Int.random(in: 0...5, using: &rng)).map { index in
+        LogLine(
+          seq: index + 1, stream: .stdout, time: Double(Int.random(in: 0...1 << 40, using: &rng)) / 1000,
+          line: (0..<Int.random(in: 0...6, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }
+            .joined())
+      }
+      let message = LogBatchMessage(workerID: "w-1", jobID: "3", attempt: 1, lines: lines)
+      let header = Data(message.encodedJSON())
+      let fast = try #require(LogBatchParser.parse(header))
+      #expect(fast.lines == lines && fast.workerID == "w-1" && fast.jobID == "3" && fast.attempt == 1)
+    }
+    // Anything else (other key order, white space, other escapes, bad UTF-8) is left to
+    // JSONDecoder: the same message, or its precise error.
+    let generic = try WireCoding.encoder.encode(batch)
+    let viaDecoder = try WireEnvelope(type: .logBatch, header: generic).decodeLogBatch()
+    #expect(viaDecoder.lines == batch.lines)
+    for other in [
+      #"{"jobID":"7","workerID":"w","attempt":1,"lines":[]}"#,
+      #"{ "workerID":"w","jobID":"7","attempt":1,"lines":[]}"#,
+      #"{"workerID":"w\/x","jobID":"7","attempt":1,"lines":[]}"#,
+      #"{"workerID":"w","jobID":"7","attempt":1,"lines":[{"seq":1,"stream":"stdout","time":1,"line":"\ud83d\ude00"}]}"#,
+    ] {
+      #expect(LogBatchParser.parse(Data(other.utf8)) == nil, "\(other)")
+      #expect(throws: Never.self) {
+        try WireEnvelope(type: .logBatch, header: Data(other.utf8)).decodeLogBatch()
+      }
+    }
+    var badUTF8 = Array(
+      #"{"workerID":"w","jobID":"7","attempt":1,"lines":[{"seq":1,"stream":"stdout","time":1,"line":"x"#.utf8)
+    badUTF8 += [0xC3, 0x28] + Array(#""}]}"#.utf8)
+    #expect(LogBatchParser.parse(Data(badUTF8)) == nil)
+    #expect(throws: WireError.self) {
+      try WireEnvelope(type: .logBatch, header: Data(badUTF8)).decodeLogBatch()
+    }
+    // Range checks apply on the fast path too.
+    let negative = LogBatchMessage(
+      workerID: "w", jobID: "7", attempt: -3, lines: [LogLine(seq: 1, stream: .stdout, time: 1, line: "")])
+    #expect(throws: WireError.self) {
+      try WireEnvelope(type: .logBatch, header: Data(negative.encodedJSON())).decodeLogBatch()
+    }
     let empty = LogBatchMessage(workerID: "w", jobID: "1", attempt: 1, lines: [])
     #expect(
       try WireEnvelope(type: .logBatch, header: Data(empty.encodedJSON())).decode(LogBatchMessage.self).lines

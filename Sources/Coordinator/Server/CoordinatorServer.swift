@@ -223,7 +223,7 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     switch envelope.type {
     case .register: core.register(peer: peer, message: try envelope.decode(RegisterMessage.self), now: now)
     case .heartbeat: core.heartbeat(peer: peer, message: try envelope.decode(HeartbeatMessage.self), now: now)
-    case .logBatch: core.logBatch(peer: peer, message: try envelope.decode(LogBatchMessage.self), now: now)
+    case .logBatch: core.logBatch(peer: peer, message: try envelope.decodeLogBatch(), now: now)
     case .progress: core.progress(peer: peer, message: try envelope.decode(ProgressMessage.self), now: now)
     case .finished: core.finished(peer: peer, message: try envelope.decode(FinishedMessage.self), now: now)
     case .cleanup: core.cleanup(peer: peer, message: try envelope.decode(CleanupMessage.self), now: now)

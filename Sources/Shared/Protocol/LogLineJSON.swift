@@ -48,6 +48,16 @@ enum JSONText {
   /// rest copied as UTF-8 (a Swift string is always valid UTF-8).
   static func appendString(_ text: String, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
+    var text = text
+    // Most lines need no escape at all: copy them whole.
+    let plain = text.withUTF8 { bytes in
+      !bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    }
+    if plain {
+      text.withUTF8 { out.append(contentsOf: $0) }
+      out.append(UInt8(ascii: "\""))
+      return
+    }
     for byte in text.utf8 {
       switch byte {
       case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)

@@ -52,6 +52,14 @@ struct WorkerCore: Sendable {
     /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
     var upload: ArtifactUpload?
 
+    /// Numbers and keeps a new line; returns it and how many lines wait to be sent.
+    mutating func append(stream: LogStream, line: String, time: Double) -> (LogLine, unsent: Int) {
+      let logLine = LogLine(seq: nextSeq, stream: stream, time: time, line: line)
+      unacked.append(logLine)
+      nextSeq += 1
+      return (logLine, unacked.count - sentCount)
+    }
+
     var done: Bool {
       cleanup != nil && unacked.isEmpty && (finishedAcked || stale) && cleanupAcked
     }
@@ -259,13 +267,12 @@ struct WorkerCore: Sendable {
   /// Returns the line with its sequence number, for the shell's spool.
   @discardableResult
   mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) -> LogLine? {
-    // Mutated in place: copying the attempt out of the dictionary and back would copy
-    // its whole unacknowledged buffer on every line.
-    guard let seq = attempts[ref]?.nextSeq else { return nil }
-    let logLine = LogLine(seq: seq, stream: stream, time: time, line: line)
-    attempts[ref]!.unacked.append(logLine)
-    attempts[ref]!.nextSeq += 1
-    if let attempt = attempts[ref], attempt.unacked.count - attempt.sentCount >= maxBatchLines { flushLogs() }
+    // One in-place access (a mutating call through the optional subscript): reading the
+    // attempt out of the dictionary would copy it, retains and all, on every line.
+    guard let (logLine, unsent) = attempts[ref]?.append(stream: stream, line: line, time: time) else {
+      return nil
+    }
+    if unsent >= maxBatchLines { flushLogs() }
     return logLine
   }
 

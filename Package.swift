@@ -61,7 +61,8 @@ let package = Package(
     .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Shared"], swiftSettings: strict),
     .testTarget(name: "WorkerTests", dependencies: ["Worker", "Shared"], swiftSettings: strict),
     // The CLI's renderers and argument checks, through `@testable import pinpool`.
-    .testTarget(name: "CLITests", dependencies: ["pinpool", "Shared"], exclude: ["Golden"], swiftSettings: strict),
+    .testTarget(
+      name: "CLITests", dependencies: ["pinpool", "Shared"], exclude: ["Golden"], swiftSettings: strict),
     .testTarget(
       name: "IntegrationTests",
       // Depends on the executable so `swift test` builds the binary it drives.

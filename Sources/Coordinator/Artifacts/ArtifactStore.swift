@@ -383,19 +383,12 @@ final class ArtifactStore {
       throw ArtifactStoreError("cannot open '\(path)': \(String(cString: strerror(errno)))")
     }
     defer { close(fd) }
-    var written = 0
-    while written < data.count {
-      let count = data.withUnsafeBytes { raw in
-        posixWrite(fd, raw.baseAddress! + written, raw.count - written)
-      }
-      if count < 0 {
-        if errno == EINTR { continue }
-        let reason = String(cString: strerror(errno))
-        // Leave the partial file as it was, so its length stays what was acknowledged.
-        _ = ftruncate(fd, off_t(Int64(lseek(fd, 0, SEEK_END)) - Int64(written)))
-        throw ArtifactStoreError("cannot write '\(path)': \(reason)")
-      }
-      written += count
+    do throws(WriteAll.Failure) {
+      try WriteAll.write(fd, data)
+    } catch {
+      // Leave the partial file as it was, so its length stays what was acknowledged.
+      _ = ftruncate(fd, off_t(Int64(lseek(fd, 0, SEEK_END)) - Int64(error.written)))
+      throw ArtifactStoreError("cannot write '\(path)': \(error.reason)")
     }
     guard fsync(fd) == 0 else {
       throw ArtifactStoreError("cannot sync '\(path)': \(String(cString: strerror(errno)))")
@@ -409,11 +402,6 @@ final class ArtifactStore {
     _ = fsync(fd)
     close(fd)
   }
-}
-
-/// `write(2)`, which the class's own names would otherwise hide.
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-  write(fd, buffer, count)
 }
 
 public struct ArtifactStoreError: Error, Sendable, CustomStringConvertible {

@@ -153,15 +153,8 @@ public enum CertificateFile {
     defer { close(fd) }
     // The umask may have taken bits away from a public key; never added any to a secret.
     _ = fchmod(fd, mode)
-    let bytes = Array(text.utf8)
-    var written = 0
-    while written < bytes.count {
-      let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-      if n < 0 {
-        if errno == EINTR { continue }
-        throw .unreadable(path: path, detail: String(cString: strerror(errno)))
-      }
-      written += n
+    do throws(WriteAll.Failure) { try WriteAll.write(fd, Array(text.utf8)) } catch {
+      throw .unreadable(path: path, detail: error.reason)
     }
     guard fsync(fd) == 0 else { throw .unreadable(path: path, detail: String(cString: strerror(errno))) }
   }

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 #if canImport(Glibc)
   import Glibc
@@ -86,16 +87,8 @@ public struct Workspace: Sendable {
         throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
       }
       defer { close(fd) }
-      var written = 0
-      while written < file.data.count {
-        let count = file.data.withUnsafeBytes { raw in
-          writeBytes(fd, raw.baseAddress! + written, raw.count - written)
-        }
-        if count < 0 {
-          if errno == EINTR { continue }
-          throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
-        }
-        written += count
+      do throws(WriteAll.Failure) { try WriteAll.write(fd, file.data) } catch {
+        throw WorkspaceError("cannot write bundle file '\(file.path)': \(error.reason)")
       }
       // open() applies the umask; the bundle's mode is what the author meant.
       guard fchmod(fd, mode) == 0 else {
@@ -104,9 +97,4 @@ public struct Workspace: Sendable {
       }
     }
   }
-}
-
-/// `write(2)`, reachable from inside `Workspace`, whose own `write(files:)` hides it.
-private func writeBytes(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-  write(fd, buffer, count)
 }

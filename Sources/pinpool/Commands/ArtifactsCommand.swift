@@ -164,7 +164,9 @@ struct ArtifactsCommand: ParsableCommand {
         throw CLIError(
           "downloading '\(view.name)': the stored file changed while it was downloaded; try again")
       }
-      try writeAll(fd, data, path: temporary)
+      do throws(WriteAll.Failure) { try WriteAll.write(fd, data) } catch {
+        throw CLIError("cannot write '\(temporary)': \(error.reason)")
+      }
       stream.update(data)
       offset += Int64(data.count)
     }
@@ -184,20 +186,6 @@ struct ArtifactsCommand: ParsableCommand {
     }
     return target
   }
-
-  private func writeAll(_ fd: Int32, _ data: Data, path: String) throws {
-    var written = 0
-    while written < data.count {
-      let count = data.withUnsafeBytes { raw in
-        posixWrite(fd, raw.baseAddress! + written, raw.count - written)
-      }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw CLIError("cannot write '\(path)': \(String(cString: strerror(errno)))")
-      }
-      written += count
-    }
-  }
 }
 
 /// `pinpool artifacts JOB --download DIR --json`: each file downloaded, where it went.
@@ -207,8 +195,4 @@ struct DownloadedArtifact: Codable {
   var sha256: String
   var attempt: Int
   var path: String
-}
-
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-  write(fd, buffer, count)
 }

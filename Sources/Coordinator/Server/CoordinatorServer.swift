@@ -166,32 +166,29 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       do {
         envelope = try WireEnvelope(frames: Array(frames.dropFirst()))
       } catch {
-        logger.warning("refused a message", metadata: ["error": "\(error)"])
-        io.send(
-          [frames[0]] + WireEnvelope(.error, ErrorReply(requestID: nil, message: error.description)).frames)
+        refuse(to: frames[0], nil, because: error.description, io: io)
         continue
       }
       do {
         try dispatch(peer: peer, envelope: envelope, identity: identity, address: origin.address, now: now)
       } catch let error as AccessError {
-        logger.warning(
-          "refused a request", metadata: ["type": "\(envelope.type.rawValue)", "error": "\(error)"])
-        let requestID = (try? envelope.decode(RequestIDOnly.self))?.requestID
-        io.send(
-          [frames[0]]
-            + WireEnvelope(.error, ErrorReply(requestID: requestID, message: error.description)).frames)
+        refuse(to: frames[0], envelope, because: error.description, io: io)
       } catch let error as WireError {
-        logger.warning(
-          "refused a message", metadata: ["type": "\(envelope.type.rawValue)", "error": "\(error)"])
-        let requestID = (try? envelope.decode(RequestIDOnly.self))?.requestID
-        io.send(
-          [frames[0]]
-            + WireEnvelope(.error, ErrorReply(requestID: requestID, message: error.description)).frames)
+        refuse(to: frames[0], envelope, because: error.description, io: io)
       } catch {
         logger.error("message failed", metadata: ["type": "\(envelope.type.rawValue)", "error": "\(error)"])
       }
     }
     flush(io: io, now: now)
+  }
+
+  /// Logs a refused message and answers it with an error reply (naming its request, when
+  /// it has one, so the client matches the reply to what it sent).
+  private func refuse(to peer: Data, _ envelope: WireEnvelope?, because reason: String, io: SocketLoopIO) {
+    logger.warning(
+      "refused a message", metadata: ["type": "\(envelope?.type.rawValue ?? "-")", "error": "\(reason)"])
+    let requestID = envelope.flatMap { try? $0.decode(RequestIDOnly.self) }?.requestID
+    io.send([peer] + WireEnvelope(.error, ErrorReply(requestID: requestID, message: reason)).frames)
   }
 
   func tick(io: SocketLoopIO) {

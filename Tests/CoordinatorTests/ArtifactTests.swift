@@ -270,6 +270,9 @@ struct ArtifactCoreTests {
     let registered = core.takeActions()
     let sent = Self.sent(registered)
     #expect(sent.map(\.type) == [.logAck, .registered, .stop], "the log is complete: no need to resend it")
+    // The worker reads that ack through the same range checks as any other.
+    let ack = try #require(sent.first { $0.type == .logAck }).decode(LogAckMessage.self)
+    #expect(ack.upTo == WireRange.logSeq.upperBound)
     #expect(try sent.first { $0.type == .registered }?.decode(RegisteredMessage.self).stopAttempts == [])
     #expect(try sent.first { $0.type == .stop }?.decode(StopMessage.self).stale == false)
     core.artifactBegin(peer: [1], message: begin("a", Data(count: 1)), now: 1002)

@@ -219,7 +219,7 @@ struct CoordinatorCore: Sendable {
       }
       if jobs[Int64(ref.jobID) ?? -1] == nil, owedCleanup[ref]?.workerID == advert.id {
         // Its result was taken, so every line up to it is stored (see `finished`).
-        finishedStop.append((ref, "finished", Int.max))
+        finishedStop.append((ref, "finished", WireRange.logSeq.upperBound))
         continue
       }
       guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,

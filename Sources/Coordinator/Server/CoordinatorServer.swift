@@ -213,21 +213,41 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   private func dispatch(
     peer: [UInt8], envelope: WireEnvelope, identity: PeerIdentity?, address: String?, now: Double
   ) throws {
-    if secured {
-      if let refusal = Authorization.refusal(envelope.type, from: identity) { throw AccessError(refusal) }
-      try checkWorkerKey(envelope, identity: identity)
+    if secured, let refusal = Authorization.refusal(envelope.type, from: identity) {
+      throw AccessError(refusal)
     }
     switch envelope.type {
-    case .register: core.register(peer: peer, message: try envelope.decode(RegisterMessage.self), now: now)
-    case .heartbeat: core.heartbeat(peer: peer, message: try envelope.decode(HeartbeatMessage.self), now: now)
-    case .logBatch: core.logBatch(peer: peer, message: try envelope.decodeLogBatch(), now: now)
-    case .progress: core.progress(peer: peer, message: try envelope.decode(ProgressMessage.self), now: now)
-    case .finished: core.finished(peer: peer, message: try envelope.decode(FinishedMessage.self), now: now)
-    case .cleanup: core.cleanup(peer: peer, message: try envelope.decode(CleanupMessage.self), now: now)
+    case .register:
+      let message = try envelope.decode(RegisterMessage.self)
+      try checkWorkerKey(message.worker.id, identity, registering: true)
+      core.register(peer: peer, message: message, now: now)
+    case .heartbeat:
+      let message = try envelope.decode(HeartbeatMessage.self)
+      try checkWorkerKey(message.workerID, identity)
+      core.heartbeat(peer: peer, message: message, now: now)
+    case .logBatch:
+      let message = try envelope.decodeLogBatch()
+      try checkWorkerKey(message.workerID, identity)
+      core.logBatch(peer: peer, message: message, now: now)
+    case .progress:
+      let message = try envelope.decode(ProgressMessage.self)
+      try checkWorkerKey(message.workerID, identity)
+      core.progress(peer: peer, message: message, now: now)
+    case .finished:
+      let message = try envelope.decode(FinishedMessage.self)
+      try checkWorkerKey(message.workerID, identity)
+      core.finished(peer: peer, message: message, now: now)
+    case .cleanup:
+      let message = try envelope.decode(CleanupMessage.self)
+      try checkWorkerKey(message.workerID, identity)
+      core.cleanup(peer: peer, message: message, now: now)
     case .artifactBegin:
-      core.artifactBegin(peer: peer, message: try envelope.decode(ArtifactBeginMessage.self), now: now)
+      let message = try envelope.decode(ArtifactBeginMessage.self)
+      try checkWorkerKey(message.workerID, identity)
+      core.artifactBegin(peer: peer, message: message, now: now)
     case .artifactChunk:
       let message = try envelope.decode(ArtifactChunkMessage.self)
+      try checkWorkerKey(message.workerID, identity)
       guard envelope.payload.count == 1, let data = envelope.payload.first else {
         throw WireError.missingPayload(
           type: "artifactChunk", detail: "expected 1 payload frame (the bytes), got \(envelope.payload.count)"
@@ -269,19 +289,15 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   }
 
   /// A worker key speaks only for the worker ids it registered.
-  private func checkWorkerKey(_ envelope: WireEnvelope, identity: PeerIdentity?) throws {
-    guard let identity, identity.role == .worker else { return }
-    let workerID: String
-    switch envelope.type {
-    case .register: workerID = try envelope.decode(RegisterMessage.self).worker.id
-    case .heartbeat, .logBatch, .progress, .finished, .cleanup, .artifactBegin, .artifactChunk:
-      workerID = try envelope.decode(WorkerIDOnly.self).workerID
-    default: return
-    }
+  /// Checked on the message the dispatcher decoded anyway (once: a log batch is the
+  /// hottest message there is). Without keys there is no worker key to check.
+  private func checkWorkerKey(_ workerID: String, _ identity: PeerIdentity?, registering: Bool = false) throws
+  {
+    guard secured, let identity, identity.role == .worker else { return }
     if let owner = workerKeys[workerID], owner != identity.name {
       throw AccessError("worker \(workerID) belongs to worker key \(owner), not \(identity.name)")
     }
-    if envelope.type == .register { workerKeys[workerID] = identity.name }
+    if registering { workerKeys[workerID] = identity.name }
   }
 
   private func submit(
@@ -528,9 +544,4 @@ enum QueryError: Error, CustomStringConvertible {
       "cannot read artifact '\(name)' at offset \(offset): it holds \(size) bytes"
     }
   }
-}
-
-/// Just the sender's worker id, which every worker message after `register` carries.
-private struct WorkerIDOnly: Decodable {
-  var workerID: String
 }

@@ -173,6 +173,22 @@ private struct Harness {
     #expect(last.types == [.finished])
   }
 
+  @Test func aStaleAttemptTakesNoMoreLinesAndIsForgottenAfterItsCleanup() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 3)
+    _ = h.take()
+    h.receive(.stop, StopMessage(jobID: "7", attempt: 1, reason: "replaced", stale: true))
+    // Lines its pipes still held when it was stopped go nowhere: nothing would send them.
+    #expect(h.core.log(ref, stream: .stdout, line: "late", time: h.now) == nil)
+    #expect(h.core.attempts[ref]?.unacked.isEmpty == true)
+    h.core.jobEnded(ref, state: .cancelled, exitCode: nil, error: nil, locals: nil)
+    h.core.cleanedUp(ref, state: .done, bytesFreed: 1, diskFreeAfter: 1, reason: nil)
+    _ = h.take()
+    h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
+    #expect(h.core.attempts[ref] == nil)
+  }
+
   @Test func linesInFlightWithoutAnAckAreSentAgain() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))

@@ -253,11 +253,13 @@ public actor WorkerAgent {
   private func handle(_ event: AgentEvent) {
     let now = Timestamp.now()
     // Only a coordinator message (an acknowledgement) lets the core forget an attempt.
-    var known: Dictionary<AttemptRef, WorkerCore.Attempt>.Keys?
-    if case .message = event { known = core.attempts.keys }
+    // A set of its own: holding the dictionary's `keys` view would keep its storage shared,
+    // so the acknowledgement's in-place edit would copy every attempt and its log buffer.
+    var known: Set<AttemptRef>?
+    if case .message = event { known = Set(core.attempts.keys) }
     defer {
       // An attempt the core let go of is fully acknowledged: its spool is no longer needed.
-      for ref in known ?? core.attempts.keys where core.attempts[ref] == nil { spool.forget(ref) }
+      for ref in known ?? [] where core.attempts[ref] == nil { spool.forget(ref) }
     }
     switch event {
     case .message(let envelope):

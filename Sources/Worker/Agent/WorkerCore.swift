@@ -52,8 +52,10 @@ struct WorkerCore: Sendable {
     /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
     var upload: ArtifactUpload?
 
-    /// Numbers and keeps a new line; returns it and how many lines wait to be sent.
-    mutating func append(stream: LogStream, line: String, time: Double) -> (LogLine, unsent: Int) {
+    /// Numbers and keeps a new line; returns it and how many lines wait to be sent. A
+    /// stale attempt takes none: nothing would send them, so it could never be done.
+    mutating func append(stream: LogStream, line: String, time: Double) -> (LogLine, unsent: Int)? {
+      guard !stale else { return nil }
       let logLine = LogLine(seq: nextSeq, stream: stream, time: time, line: line)
       unacked.append(logLine)
       nextSeq += 1
@@ -269,7 +271,7 @@ struct WorkerCore: Sendable {
   mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) -> LogLine? {
     // One in-place access (a mutating call through the optional subscript): reading the
     // attempt out of the dictionary would copy it, retains and all, on every line.
-    guard let (logLine, unsent) = attempts[ref]?.append(stream: stream, line: line, time: time) else {
+    guard let (logLine, unsent) = attempts[ref]?.append(stream: stream, line: line, time: time) ?? nil else {
       return nil
     }
     if unsent >= maxBatchLines { flushLogs() }

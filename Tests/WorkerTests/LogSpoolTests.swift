@@ -78,4 +78,20 @@ struct LogSpoolTests {
     }
     #expect(types == [.logBatch, .finished, .cleanup])
   }
+
+  @Test func aFullDiskIsReportedNotATrap() throws {
+    guard FileManager.default.isWritableFile(atPath: "/dev/full") else { return }
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    // The attempt's spool file is a disk with no space left: every write fails with ENOSPC.
+    try FileManager.default.createSymbolicLink(atPath: dir + "/7-1.spool", withDestinationPath: "/dev/full")
+    let spool = LogSpool(directory: dir)
+    spool.line(job("7", 1).ref, LogLine(seq: 1, stream: .stdout, time: 1, line: "nowhere to go"))
+    let failures = spool.flush()
+    #expect(failures.count == 1)
+    #expect(failures.first?.contains("7-1.spool") == true)
+    // The next flush has nothing left to write and nothing to complain about.
+    #expect(spool.flush().isEmpty)
+  }
 }

@@ -49,19 +49,33 @@ final class LogSpool {
   }
 
   /// Writes what was recorded since the last flush; called before anything is sent.
-  func flush() {
+  /// Returns what could not be written (a full disk): the worker carries on, the lines are
+  /// still in memory and go to the coordinator, but a crash now could lose them.
+  @discardableResult
+  func flush() -> [String] {
+    var failures: [String] = []
     for (ref, data) in buffers where !data.isEmpty {
-      if handles[ref] == nil {
-        let file = path(ref)
-        if !FileManager.default.fileExists(atPath: file) {
-          _ = FileManager.default.createFile(atPath: file, contents: nil)
+      do {
+        if handles[ref] == nil {
+          let file = path(ref)
+          if !FileManager.default.fileExists(atPath: file) {
+            _ = FileManager.default.createFile(atPath: file, contents: nil)
+          }
+          guard let handle = FileHandle(forWritingAtPath: file) else {
+            failures.append("\(file): cannot open the spool file")
+            continue
+          }
+          try handle.seekToEnd()
+          handles[ref] = handle
         }
-        handles[ref] = FileHandle(forWritingAtPath: file)
-        handles[ref]?.seekToEndOfFile()
+        // The throwing write: the other one traps on a full disk.
+        try handles[ref]?.write(contentsOf: data)
+      } catch {
+        failures.append("\(path(ref)): \(error.localizedDescription)")
       }
-      handles[ref]?.write(data)
     }
     buffers.removeAll(keepingCapacity: true)
+    return failures
   }
 
   /// The coordinator has everything of this attempt.

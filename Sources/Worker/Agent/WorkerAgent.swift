@@ -375,7 +375,11 @@ public actor WorkerAgent {
   private func perform(_ actions: [WorkerCore.Action]) {
     // Everything recorded goes to disk before anything about it is sent; with nothing to
     // send, lines gather in memory and go to disk in one write with the next batch.
-    if !actions.isEmpty { spool.flush() }
+    if !actions.isEmpty {
+      for failure in spool.flush() {
+        logger.error("cannot write the log spool", metadata: ["error": "\(failure)"])
+      }
+    }
     for action in actions {
       switch action {
       case .send(let envelope):

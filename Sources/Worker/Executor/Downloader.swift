@@ -99,8 +99,10 @@ private final class DownloadSink: @unchecked Sendable {
     expected = length >= 0 ? written + length : -1
   }
 
-  func append(_ data: Data) {
-    handle.write(data)
+  /// Throws when the file cannot take the bytes (a full disk): Foundation's non-throwing
+  /// `write(_:)` traps on that, which would take the whole worker down with one job.
+  func append(_ data: Data) throws {
+    try handle.write(contentsOf: data)
     written += Int64(data.count)
     if expected > 0 {
       let percent = Int(written * 100 / expected) / 10 * 10
@@ -136,7 +138,13 @@ private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @uncheck
   }
 
   func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-    sink.append(data)
+    guard failure == nil else { return }
+    do {
+      try sink.append(data)
+    } catch {
+      failure = Downloader.Failure(description: "cannot write the download: \(error.localizedDescription)")
+      dataTask.cancel()
+    }
   }
 
   func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {

@@ -82,12 +82,6 @@ private final class FakeInstaller: Sendable {
   }
 }
 
-private final class Lines: Sendable {
-  private let lines = Mutex<[String]>([])
-  func append(_ line: String) { lines.withLock { $0.append(line) } }
-  var all: [String] { lines.withLock { $0 } }
-}
-
 private func modificationDate(_ path: String) -> Date? {
   (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
 }
@@ -178,7 +172,7 @@ private func hasNoWriteBits(_ path: String) -> Bool {
     #expect(!stale.installed)
     #expect(stale.problem?.contains("uv==0.1.0") == true)
 
-    let lines = Lines()
+    let lines = LineCollector()
     let status = try await runtime.ensureInstalled { lines.append($0) }
     #expect(status.installed)
     #expect(fake.installs == 2)
@@ -214,7 +208,7 @@ private func hasNoWriteBits(_ path: String) -> Bool {
     PrivateRuntime.setWritable(false, tree: runtime.venvPath)
     #expect(runtime.status().problem?.contains("did not finish") == true)
 
-    let lines = Lines()
+    let lines = LineCollector()
     let status = try await runtime.ensureInstalled { lines.append($0) }
     #expect(status.installed)
     #expect(fake.installs == 1)
@@ -265,21 +259,35 @@ private func hasNoWriteBits(_ path: String) -> Bool {
   }
 
   /// Another process holding the flock is simulated by a second open file description,
-  /// which flock treats exactly like another process.
+  /// which flock treats exactly like another process. Returns that descriptor.
+  private func holdTheLockElsewhere(_ runtime: PrivateRuntime) throws -> Int32 {
+    try FileManager.default.createDirectory(atPath: runtime.root, withIntermediateDirectories: true)
+    let descriptor = open(runtime.lockPath, O_RDWR | O_CREAT, 0o644)
+    try #require(descriptor >= 0)
+    try #require(flock(descriptor, LOCK_EX) == 0)
+    return descriptor
+  }
+
+  /// Polls (up to 30 s) until the install says it waits for the lock: it is then in the
+  /// wait, whatever the machine's load.
+  private func waitUntilWaiting(_ lines: LineCollector) async throws {
+    let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+    while !lines.all.contains(where: { $0.contains("waiting for another process") }) {
+      try #require(ContinuousClock.now < deadline, "the install never reported waiting for the lock")
+      try await Task.sleep(for: .milliseconds(10))
+    }
+  }
+
   @Test func waitsForTheFileLockHeldElsewhere() async throws {
     let scratch = try RuntimeScratch()
     defer { scratch.remove() }
     let fake = FakeInstaller()
     let runtime = fake.runtime(scratch)
-    try FileManager.default.createDirectory(atPath: runtime.root, withIntermediateDirectories: true)
-    let descriptor = open(runtime.lockPath, O_RDWR | O_CREAT, 0o644)
-    #expect(descriptor >= 0)
-    #expect(flock(descriptor, LOCK_EX) == 0)
-    let lines = Lines()
+    let descriptor = try holdTheLockElsewhere(runtime)
+    let lines = LineCollector()
     let task = Task { try await runtime.ensureInstalled { lines.append($0) } }
-    try await Task.sleep(for: .milliseconds(400))
+    try await waitUntilWaiting(lines)
     #expect(fake.installs == 0)
-    #expect(lines.all.contains { $0.contains("waiting for another process") })
     _ = flock(descriptor, LOCK_UN)
     close(descriptor)
     let status = try await task.value
@@ -292,12 +300,12 @@ private func hasNoWriteBits(_ path: String) -> Bool {
     defer { scratch.remove() }
     let fake = FakeInstaller()
     let runtime = fake.runtime(scratch)
-    try FileManager.default.createDirectory(atPath: runtime.root, withIntermediateDirectories: true)
-    let descriptor = open(runtime.lockPath, O_RDWR | O_CREAT, 0o644)
+    let descriptor = try holdTheLockElsewhere(runtime)
     defer { close(descriptor) }
-    #expect(flock(descriptor, LOCK_EX) == 0)
-    let task = Task { try await runtime.ensureInstalled { _ in } }
-    try await Task.sleep(for: .milliseconds(200))
+    let lines = LineCollector()
+    let task = Task { try await runtime.ensureInstalled { lines.append($0) } }
+    // Cancelled while it waits, not before it got there.
+    try await waitUntilWaiting(lines)
     task.cancel()
     await #expect(throws: RuntimeError.self) { try await task.value }
     #expect(fake.installs == 0)
@@ -313,7 +321,7 @@ private func hasNoWriteBits(_ path: String) -> Bool {
       .deletingLastPathComponent().deletingLastPathComponent().path
     let base = packageRoot + "/.build/test-runtime"
     let runtime = PrivateRuntime(root: base + "/runtime", cacheRoot: base + "/cache")
-    let lines = Lines()
+    let lines = LineCollector()
     let clock = ContinuousClock()
     let firstTime = try await clock.measure {
       let status = try await runtime.ensureInstalled { lines.append($0) }

@@ -203,12 +203,17 @@ struct FollowAcrossRestartTests {
       follower.standardOutput = output
       follower.standardError = FileHandle.nullDevice
       try follower.run()
-      defer { if follower.isRunning { kill(follower.processIdentifier, SIGKILL) } }
+      defer {
+        if follower.isRunning { kill(follower.processIdentifier, SIGKILL) }
+        follower.waitUntilExit()
+      }
 
       pool.killCoordinator()
       try pool.startCoordinator()
+      // Its 40 lines fit in the pipe, so it can end before anything is read; waiting
+      // with a deadline keeps a follower that never ends from hanging the test.
+      try pool.waitUntil("the follower ends", timeout: 60) { !follower.isRunning }
       let data = output.fileHandleForReading.readDataToEndOfFile()
-      follower.waitUntilExit()
       let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
       #expect(follower.terminationStatus == 0)
       #expect(lines.filter { $0.hasPrefix("tick-") } == (1...40).map { "tick-\($0)" })

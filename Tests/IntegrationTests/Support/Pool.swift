@@ -110,15 +110,31 @@ final class Pool: @unchecked Sendable {
     }
     workers = [:]
     coordinator = nil
+    // A worker killed by a test leaves its jobs' process groups behind until a worker of
+    // its root starts again; a test that fails before then must not leave them running.
+    for pid in jobProcesses() { kill(pid, SIGKILL) }
     try? FileManager.default.removeItem(at: directory)
   }
 
-  /// The daemon logs, for a failing test's message.
+  /// Processes of jobs run by this pool's workers (their environment names a workspace
+  /// under the pool's folder).
+  func jobProcesses() -> [pid_t] {
+    let marker = "PINPOOL_WORKSPACE=" + directory.path
+    return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name in
+      guard let pid = pid_t(name),
+        let environ = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
+        String(decoding: environ, as: UTF8.self).contains(marker)
+      else { return nil }
+      return pid
+    }
+  }
+
   /// What one daemon ("coordinator", "worker-NAME") has written so far.
   func daemonLog(_ name: String) -> String {
     logs[name].flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
   }
 
+  /// The daemon logs, for a failing test's message.
   func daemonLogs() -> String {
     logs.map { name, url in "--- \(name)\n" + ((try? String(contentsOf: url, encoding: .utf8)) ?? "") }
       .joined(
@@ -134,7 +150,10 @@ final class Pool: @unchecked Sendable {
   }
 
   @discardableResult
-  func cli(_ arguments: [String], environment: [String: String] = [:]) -> Result {
+  /// Runs one CLI command to its end, or kills it after `timeout` seconds: a command
+  /// expected to be refused (a daemon started with bad keys, say) must never hang a test
+  /// when the refusal regresses.
+  func cli(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) -> Result {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Self.binary)
     process.arguments = arguments + (needsEndpoint(arguments) ? ["--coordinator", endpoint] : [])
@@ -146,6 +165,11 @@ final class Pool: @unchecked Sendable {
     process.standardOutput = out
     process.standardError = err
     do { try process.run() } catch { return Result(status: -1, stdout: "", stderr: "\(error)") }
+    let watchdog = DispatchWorkItem { [process] in
+      if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+    defer { watchdog.cancel() }
     // Read both pipes before waiting, so a chatty command cannot block on a full pipe.
     let errData = ReadBox()
     let group = DispatchGroup()
@@ -157,9 +181,13 @@ final class Pool: @unchecked Sendable {
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     process.waitUntilExit()
+    let killed = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
     return Result(
       status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-      stderr: String(decoding: errData.data, as: UTF8.self))
+      stderr: String(decoding: errData.data, as: UTF8.self)
+        + (killed
+          ? "\n(killed after \(Int(timeout)) s: `pinpool \(arguments.joined(separator: " "))` did not end)"
+          : ""))
   }
 
   private func needsEndpoint(_ arguments: [String]) -> Bool {

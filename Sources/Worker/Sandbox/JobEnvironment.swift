@@ -10,8 +10,6 @@ public struct JobEnvironment {
     "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
   ]
 
-  /// Variables that decide which GPUs a job sees; neither the operator's pass-through nor
-  /// the job's own variables may change them, so a job cannot reach GPUs it was not given.
   /// Passed through when set: the machine's TLS trust and proxy settings.
   public static let networkVariables = [
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT",
@@ -20,6 +18,8 @@ public struct JobEnvironment {
     "no_proxy", "all_proxy",
   ]
 
+  /// Variables that decide which GPUs a job sees; neither the operator's pass-through nor
+  /// the job's own variables may change them, so a job cannot reach GPUs it was not given.
   public static let gpuVariables: Set<String> = [
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
   ]

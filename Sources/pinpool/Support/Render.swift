@@ -184,8 +184,6 @@ enum Render {
     return lines
   }
 
-  /// Where the artifacts a job kept will be listed. The view carries none yet (the
-  /// artifacts feature adds them); until then a job's block has no artifacts line.
   /// One line per stored file: name, size and the start of its SHA-256 (`pinpool
   /// artifacts JOB` prints the whole digest; `--download` verifies it).
   static func artifactLines(_ view: JobView) -> [String] {

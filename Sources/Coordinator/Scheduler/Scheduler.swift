@@ -29,16 +29,16 @@ enum Scheduler {
     var reserved: Set<String> = []
     var result: [Assignment] = []
     var freeSlots = capacities.values.reduce(0) { $0 + max(0, $1.freeSlots) }
-    // Requirements already found not to fit anywhere in this pass; with 100,000 jobs
-    // of a few shapes queued, each shape is tried once, not once per job.
+    // Jobs of one class share their requirements: when one fits nowhere, the scan skips
+    // the rest of its class in one step. Jobs without a class (number 0) are remembered
+    // by their requirements instead, so each such shape is still tried once a pass.
     var unplaceable: Set<Requirements> = []
     queue.scan { key in
       if freeSlots == 0 { return .stop }
-      // Jobs of one class (non-zero) share their requirements: when this one fits
-      // nowhere, neither does any later one of the class.
-      let skip: JobQueue.ScanStep = key.requirementClass != 0 ? .skipClass : .next
+      let classified = key.requirementClass != 0
+      let skip: JobQueue.ScanStep = classified ? .skipClass : .next
       guard let job = jobs[key.id] else { return .next }
-      if unplaceable.contains(job.requirements) { return skip }
+      if !classified, unplaceable.contains(job.requirements) { return .next }
       var best: (id: String, placement: Placement, load: Int)?
       for (workerID, capacity) in capacities where capacity.freeSlots > 0 && !reserved.contains(workerID) {
         guard case .success(let placement) = Matching.place(job.requirements, on: capacity) else { continue }
@@ -58,7 +58,7 @@ enum Scheduler {
           reserved.insert(hold)
           return skip
         }
-        unplaceable.insert(job.requirements)
+        if !classified { unplaceable.insert(job.requirements) }
         return skip
       }
       result.append(Assignment(jobID: job.id, workerID: best.id, gpuIndices: best.placement.gpuIndices))
@@ -118,13 +118,14 @@ enum Scheduler {
     let need = "needs \(requirements.summary)"
     // Name the blocker that is not about GPUs first: a label or too little disk is
     // the real reason even on a machine whose card is also too small.
-    let gpuReasons = reasons.filter {
-      switch $0.1 {
+    func aboutGPUs(_ reason: MismatchReason) -> Bool {
+      switch reason {
       case .tooLittleVRAM, .tooFewGPUs, .wrongVendor: true
       default: false
       }
     }
-    if requirements.effectiveGPUCount > 0, gpuReasons.count == reasons.count {
+    let otherReason = reasons.first { !aboutGPUs($0.1) }
+    if requirements.effectiveGPUCount > 0, otherReason == nil {
       let best = usable.flatMap { w in w.advert.gpus.map { (w.advert.name, $0) } }
         .filter { requirements.gpuVendor == nil || $0.1.vendor == requirements.gpuVendor }
         .max { $0.1.vramFree < $1.1.vramFree }
@@ -133,9 +134,7 @@ enum Scheduler {
       }
       return "\(need); no online worker has a\(requirements.gpuVendor == nil ? "" : " matching") GPU"
     }
-    if let (worker, reason) = reasons.first(where: { pair in
-      !gpuReasons.contains { $0.0.advert.id == pair.0.advert.id }
-    }) {
+    if let (worker, reason) = otherReason {
       switch reason {
       case .tooLittleDisk(let free):
         let most =

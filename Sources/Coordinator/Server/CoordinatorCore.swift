@@ -29,16 +29,19 @@ struct CoordinatorCore: Sendable {
     var since: Double
   }
 
+  /// The number and the shared copy of a shape of requirements, made on first sight.
+  private mutating func shape(of requirements: Requirements) -> (number: Int, box: RequirementsBox) {
+    if let known = requirementClasses[requirements] { return known }
+    let made = (number: requirementClasses.count + 1, box: RequirementsBox(requirements))
+    requirementClasses[requirements] = made
+    return made
+  }
+
   /// Numbers the job's requirements and points it at the shared copy.
-  private mutating func classify(_ job: inout LiveJob) {
-    if let known = requirementClasses[job.requirements] {
-      job.requirementClass = known.number
-      job.share(known.box)
-      return
-    }
-    let next = requirementClasses.count + 1
-    requirementClasses[job.requirements] = (next, job.requirementsBox)
-    job.requirementClass = next
+  private mutating func classify(_ job: inout LiveJob, as known: (number: Int, box: RequirementsBox)? = nil) {
+    let shape = known ?? shape(of: job.requirements)
+    job.requirementClass = shape.number
+    job.share(shape.box)
   }
 
   struct LogCursor: Sendable, Hashable {
@@ -106,6 +109,8 @@ struct CoordinatorCore: Sendable {
     }
     var rows: [NewJobRow] = []
     let arrayID = request.arrayIndices == nil ? nil : nextJobID
+    // Looked up once for the whole array: every job of it has the same requirements.
+    let requirementShape = shape(of: request.requirements)
     for index in indices {
       let id = nextJobID
       nextJobID += 1
@@ -128,7 +133,7 @@ struct CoordinatorCore: Sendable {
         id: id, name: name, priority: request.priority, requirements: request.requirements, attempt: 0,
         retries: request.retries, failures: 0, lostCount: 0, state: .queued, workerID: nil,
         submittedAt: now, timeoutSeconds: request.timeoutSeconds)
-      classify(&job)
+      classify(&job, as: requirementShape)
       jobs[id] = job
       queue.insert(job.queueKey)
     }

@@ -257,17 +257,22 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     case .submit: try submit(peer: peer, envelope: envelope, identity: identity, address: address, now: now)
     case .cancel:
       var request = try envelope.decode(CancelRequest.self)
-      if let array = request.array {
-        let ids = try Int64(array).map { try store.arrayJobIDs($0) } ?? []
-        guard !ids.isEmpty else {
-          throw WireError.malformedHeader(type: "cancel", detail: "no array '\(array)'")
-        }
-        request.jobIDs += ids.map(String.init)
-      }
+      var owners: [(text: String, owner: String?)] = []
       for text in request.jobIDs {
         guard let id = Int64(text), let owner = try store.jobOwner(id) else {
           throw WireError.malformedHeader(type: "cancel", detail: "no job '\(text)'")
         }
+        owners.append((text, owner))
+      }
+      if let array = request.array {
+        let members = try Int64(array).map { try store.arrayJobOwners($0) } ?? []
+        guard !members.isEmpty else {
+          throw WireError.malformedHeader(type: "cancel", detail: "no array '\(array)'")
+        }
+        request.jobIDs += members.map { String($0.id) }
+        owners += members.map { (String($0.id), $0.owner) }
+      }
+      for (text, owner) in owners {
         if secured, !Authorization.mayCancel(identity, jobOwner: owner) {
           throw AccessError(
             "job \(text) was submitted by \(owner ?? "someone without a key"); "

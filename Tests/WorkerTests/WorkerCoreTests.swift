@@ -250,6 +250,8 @@ private struct Harness {
     #expect(finished.lastLogSeq == 2)
     #expect(finished.state == .succeeded)
     #expect(finished.attempt == 1)
+    // It went out once: the ack of the lines before it does not send it again.
+    #expect(h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 2)).types.isEmpty)
   }
 
   @Test func reportAcksLetTheAttemptBeForgotten() throws {

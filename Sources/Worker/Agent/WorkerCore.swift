@@ -45,6 +45,9 @@ struct WorkerCore: Sendable {
     /// intervals are sent again.
     var lastAckProgress: Double = 0
     var finished: FinishedMessage?
+    /// Sent on this connection since it was recorded (the periodic resend aside): the last
+    /// log ack then has no need to send it again.
+    var finishedSent = false
     var finishedAcked = false
     var cleanup: CleanupMessage?
     var stale = false
@@ -177,8 +180,9 @@ struct WorkerCore: Sendable {
       // The window opened: send what waited; a result that waited for its log goes now.
       flushLogs()
       if removed > 0, let attempt = attempts[ref], attempt.unacked.isEmpty, let finished = attempt.finished,
-        !attempt.finishedAcked, !attempt.stale, connection == .registered
+        !attempt.finishedSent, !attempt.finishedAcked, !attempt.stale, connection == .registered
       {
+        attempts[ref]!.finishedSent = true
         actions.append(.send(WireEnvelope(.finished, finished)))
       }
       forgetIfDone(ref)
@@ -323,6 +327,7 @@ struct WorkerCore: Sendable {
     if connection == .registered, !attempt.stale, let flushed = attempts[ref],
       flushed.sentCount == flushed.unacked.count
     {
+      attempts[ref]!.finishedSent = true
       actions.append(.send(WireEnvelope(.finished, message)))
     }
   }
@@ -371,6 +376,7 @@ struct WorkerCore: Sendable {
     connection = .registering(since: now)
     for ref in attempts.keys {
       attempts[ref]?.sentCount = 0
+      attempts[ref]?.finishedSent = false
       attempts[ref]?.upload?.resume()
     }
     actions.append(
@@ -420,6 +426,7 @@ struct WorkerCore: Sendable {
         actions.append(.send(WireEnvelope(.progress, progress)))
       }
       if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale {
+        attempts[ref]?.finishedSent = true
         actions.append(.send(WireEnvelope(.finished, finished)))
       }
       if let cleanup = attempt.cleanup, !attempt.cleanupAcked {

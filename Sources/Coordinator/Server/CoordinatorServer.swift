@@ -124,6 +124,9 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   /// for another.
   private var workerKeys: [String: String] = [:]
   private var submitLimiter: SubmitRateLimiter
+  /// Step labels by bundle and entry script: they never change, and `submit --follow`
+  /// asks for `status` every second.
+  private var stepLabelCache: [String: [String]?] = [:]
 
   init(configuration: CoordinatorConfiguration, store: JobStore, logger: Logger) throws {
     self.store = store
@@ -466,10 +469,20 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       guard let id = Int64(request.jobID), var view = try store.job(id, waitReason: waitReason) else {
         throw QueryError.noJob(request.jobID)
       }
-      // The step timeline's labels, from the stored bundle (the last few are cached);
-      // without them `status` still answers, showing only `step n/m`.
-      if let (job, bundle) = try? store.assignment(jobID: id, attempt: view.attempt, gpuIndices: view.gpus) {
-        view.steps = StepLabels.labels(bundle: bundle, entry: job.entry)
+      // The step timeline's labels, from the stored bundle, parsed once per bundle and
+      // entry; without them `status` still answers, showing only `step n/m`.
+      if let script = try? store.entryScript(jobID: id) {
+        let key = script.bundleHash + "\n" + script.entry
+        if let cached = stepLabelCache[key] {
+          view.steps = cached
+        } else {
+          let labels = (try? store.bundle(hash: script.bundleHash)).flatMap {
+            StepLabels.labels(bundle: $0, entry: script.entry)
+          }
+          if stepLabelCache.count >= 256 { stepLabelCache.removeAll() }
+          stepLabelCache[key] = labels
+          view.steps = labels
+        }
       }
       view.artifacts = try store.artifacts(jobID: id)
       return WireEnvelope(.reply, Reply(requestID: request.requestID, result: view))

@@ -472,6 +472,22 @@ final class JobStore {
     }
   }
 
+  /// Which bundle a job runs and its entry script.
+  func entryScript(jobID: Int64) throws(StoreError) -> (bundleHash: String, entry: String)? {
+    try read { db in
+      try Row.fetchOne(db, sql: "SELECT bundle_hash, entry FROM jobs WHERE id = ?", arguments: [jobID])
+        .map { (bundleHash: $0["bundle_hash"], entry: $0["entry"]) }
+    }
+  }
+
+  /// A stored bundle, read without touching the cache that assignments use.
+  func bundle(hash: String) throws(StoreError) -> Data? {
+    if let cached = bundleCache[hash] { return cached }
+    return try read {
+      try Data.fetchOne($0, sql: "SELECT data FROM bundles WHERE hash = ?", arguments: [hash])
+    }
+  }
+
   /// The jobs of an array with their owners, in one read (an array holds up to 10,000).
   func arrayJobOwners(_ array: Int64) throws(StoreError) -> [(id: Int64, owner: String?)] {
     try read { db in

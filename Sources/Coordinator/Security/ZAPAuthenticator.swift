@@ -49,7 +49,7 @@ final class ZAPAuthenticator: SocketLoopHandler, @unchecked Sendable {
         reply("400", "a CURVE key is required")
         continue
       }
-      let key = Self.z85(frames[8])
+      let key = CurveKey(binary: [UInt8](frames[8]))?.z85 ?? "(not a key)"
       guard let identity = enrolled[key] else {
         logger.warning(
           "refused an unenrolled key", metadata: ["address": "\(address)", "key": "\(key)"])
@@ -84,12 +84,5 @@ final class ZAPAuthenticator: SocketLoopHandler, @unchecked Sendable {
       }
     }
     return stamps
-  }
-
-  static func z85(_ key: Data) -> String {
-    var text = [CChar](repeating: 0, count: 41)
-    let bytes = [UInt8](key)
-    _ = zmq_z85_encode(&text, bytes, bytes.count)
-    return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 }

@@ -14,6 +14,19 @@ public struct CurveKey: Sendable, Hashable, CustomStringConvertible {
     z85 = text
   }
 
+  /// A key in its 32-byte binary form, as a ZAP request carries it.
+  public init?(binary: [UInt8]) {
+    guard binary.count == 32 else { return nil }
+    var text = [CChar](repeating: 0, count: 41)
+    guard zmq_z85_encode(&text, binary, binary.count) != nil else { return nil }
+    self.init(z85: Self.string(text))
+  }
+
+  /// The text of a NUL-terminated buffer libzmq filled.
+  static func string(_ chars: [CChar]) -> String {
+    String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
   /// The public key only, never the secret one, so a key printed in a log is harmless.
   public var description: String { z85 }
 }
@@ -38,10 +51,8 @@ public struct CurveKeyPair: Sendable, Hashable {
     guard zmq_curve_keypair(&publicText, &secretText) == 0 else {
       throw .unsupported("this libzmq cannot make CURVE keys (built without libsodium?)")
     }
-    let decode = { (chars: [CChar]) in
-      String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-    guard let publicKey = CurveKey(z85: decode(publicText)), let secretKey = CurveKey(z85: decode(secretText))
+    guard let publicKey = CurveKey(z85: CurveKey.string(publicText)),
+      let secretKey = CurveKey(z85: CurveKey.string(secretText))
     else {
       throw .unsupported("libzmq returned a key that is not Z85")
     }

@@ -225,32 +225,23 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       try checkWorkerKey(message.worker.id, identity, registering: true)
       core.register(peer: peer, message: message, now: now)
     case .heartbeat:
-      let message = try envelope.decode(HeartbeatMessage.self)
-      try checkWorkerKey(message.workerID, identity)
-      core.heartbeat(peer: peer, message: message, now: now)
+      core.heartbeat(
+        peer: peer, message: try checked(envelope.decode(HeartbeatMessage.self), identity), now: now)
     case .logBatch:
-      let message = try envelope.decodeLogBatch()
-      try checkWorkerKey(message.workerID, identity)
-      core.logBatch(peer: peer, message: message, now: now)
+      core.logBatch(peer: peer, message: try checked(envelope.decodeLogBatch(), identity), now: now)
     case .progress:
-      let message = try envelope.decode(ProgressMessage.self)
-      try checkWorkerKey(message.workerID, identity)
-      core.progress(peer: peer, message: message, now: now)
+      core.progress(
+        peer: peer, message: try checked(envelope.decode(ProgressMessage.self), identity), now: now)
     case .finished:
-      let message = try envelope.decode(FinishedMessage.self)
-      try checkWorkerKey(message.workerID, identity)
-      core.finished(peer: peer, message: message, now: now)
+      core.finished(
+        peer: peer, message: try checked(envelope.decode(FinishedMessage.self), identity), now: now)
     case .cleanup:
-      let message = try envelope.decode(CleanupMessage.self)
-      try checkWorkerKey(message.workerID, identity)
-      core.cleanup(peer: peer, message: message, now: now)
+      core.cleanup(peer: peer, message: try checked(envelope.decode(CleanupMessage.self), identity), now: now)
     case .artifactBegin:
-      let message = try envelope.decode(ArtifactBeginMessage.self)
-      try checkWorkerKey(message.workerID, identity)
-      core.artifactBegin(peer: peer, message: message, now: now)
+      core.artifactBegin(
+        peer: peer, message: try checked(envelope.decode(ArtifactBeginMessage.self), identity), now: now)
     case .artifactChunk:
-      let message = try envelope.decode(ArtifactChunkMessage.self)
-      try checkWorkerKey(message.workerID, identity)
+      let message = try checked(envelope.decode(ArtifactChunkMessage.self), identity)
       guard envelope.payload.count == 1, let data = envelope.payload.first else {
         throw WireError.missingPayload(
           type: "artifactChunk", detail: "expected 1 payload frame (the bytes), got \(envelope.payload.count)"
@@ -294,6 +285,12 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     case .registered, .assign, .logAck, .reportAck, .stop, .reregister, .artifactAck, .reply, .error:
       throw WireError.unknownType("\(envelope.type.rawValue) (not accepted by a coordinator)")
     }
+  }
+
+  /// A worker's report, once its worker id is checked against the connection's key.
+  private func checked<M: FromWorker>(_ message: M, _ identity: PeerIdentity?) throws -> M {
+    try checkWorkerKey(message.workerID, identity)
+    return message
   }
 
   /// A worker key speaks only for the worker ids it registered.

@@ -281,3 +281,16 @@ public struct StopMessage: Sendable, Codable {
     self.stale = stale
   }
 }
+
+/// A message a registered worker sends about itself: it names the worker it comes from.
+public protocol FromWorker {
+  var workerID: String { get }
+}
+
+extension HeartbeatMessage: FromWorker {}
+extension LogBatchMessage: FromWorker {}
+extension ProgressMessage: FromWorker {}
+extension FinishedMessage: FromWorker {}
+extension CleanupMessage: FromWorker {}
+extension ArtifactBeginMessage: FromWorker {}
+extension ArtifactChunkMessage: FromWorker {}

@@ -56,7 +56,12 @@ struct WorkerLifecycleTests {
       try pool.waitUntil("the leftover process is gone", timeout: 30) {
         Set(Self.processes(named: marker)).isDisjoint(with: first)
       }
-      #expect(!FileManager.default.fileExists(atPath: pool.workerRoot("crashy") + "/jobs/\(id)-1"))
+      // The worker removes the stale workspace right after killing its processes; the kill
+      // is what the test sees first (`startWorker` returns as soon as the coordinator, not
+      // yet aware of the crash, lists the worker online), so wait for the removal too.
+      try pool.waitUntil("the stale workspace is gone", timeout: 30) {
+        !FileManager.default.fileExists(atPath: pool.workerRoot("crashy") + "/jobs/\(id)-1")
+      }
       _ = pool.cli(["cancel", id])
     }
   }

@@ -165,9 +165,11 @@ final class Pool: @unchecked Sendable {
     process.standardOutput = out
     process.standardError = err
     do { try process.run() } catch { return Result(status: -1, stdout: "", stderr: "\(error)") }
-    let watchdog = DispatchWorkItem { [process] in
-      if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
+    // Holds the pid only: a cancelled work item stays queued until its deadline, and one
+    // holding the Process would keep its pipes (four descriptors) open that long, which
+    // a test making hundreds of calls runs out of.
+    let pid = process.processIdentifier
+    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
     defer { watchdog.cancel() }
     // Read both pipes before waiting, so a chatty command cannot block on a full pipe.

@@ -2,7 +2,7 @@
 # Log throughput: one job whose step prints SIZE bytes of 100-byte lines (`yes LINE |
 # head -c SIZE`), run by a real `pinpool worker --no-runtime --no-gpu` against a real
 # `pinpool coordinator`, timed from `submit` until the job is final in the coordinator's
-# store with every line stored (the `logs` table, polled read-only). Then the same
+# store with every line stored (the `log_chunks` index, polled read-only). Then the same
 # line data through a plain pipe into a file (`yes LINE | head -c SIZE | cat > FILE`),
 # in the same run and on the same disk, and the ratio.
 # Usage: bench/logs.sh [SIZE_BYTES]   (default 1000000000; e.g. 100000000 for a quick run)
@@ -37,24 +37,35 @@ db="$data/coordinator/pinpool.sqlite"
 start=$(date +%s.%N)
 id=$("$bin" submit "$data/print.json" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 # Poll the store read-only (a WAL reader): first the job's state, then, once it is
-# final, that every stdout line is stored. Stored lines drop the newline.
-result=$(python3 - "$db" "$id" "$lines" "$limit" <<'PY'
-import sqlite3, sys, time
-db, job, want, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+# final, that every line is indexed (`log_chunks`). Then, with the clock stopped, read
+# the indexed chunks back from the job's log file and count the stdout lines and their
+# bytes (stored lines drop the newline).
+result=$(python3 - "$db" "$id" "$lines" "$limit" "$data/coordinator/logs" <<'PY'
+import sqlite3, struct, sys, time
+db, job, want, limit, logs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 deadline = time.time() + limit
 state = None
 while time.time() < deadline:
     state = c.execute("select state from jobs where id = ?", (job,)).fetchone()[0]
     if state in ("succeeded", "failed", "cancelled"):
-        stored = c.execute("select count(*) from logs where job_id = ? and stream = 'stdout'", (job,)).fetchone()[0]
+        stored = c.execute("select coalesce(max(last_seq), 0) from log_chunks where job_id = ?", (job,)).fetchone()[0]
         if stored >= want or state != "succeeded":
             break
     time.sleep(0.05)
 end = time.time()
-count, chars = c.execute(
-    "select count(*), coalesce(sum(length(line)), 0) from logs where job_id = ? and stream = 'stdout'", (job,)
-).fetchone()
+count = chars = 0
+with open(f"{logs}/{job}.log", "rb") as f:
+    for offset, length in c.execute("select offset, length from log_chunks where job_id = ? order by first_seq", (job,)):
+        f.seek(offset)
+        chunk = f.read(length)
+        at = 0
+        while at < length:
+            stream, size = struct.unpack_from("<BI", chunk, at)
+            if stream == 0:
+                count += 1
+                chars += size
+            at += 13 + size
 print(state, end, count, chars)
 PY
 )

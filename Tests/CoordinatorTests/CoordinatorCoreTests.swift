@@ -85,8 +85,8 @@ extension Array where Element == StoreChange {
   }
   fileprivate var logs: [(jobID: Int64, attempt: Int, firstJobSeq: Int, seqs: [Int])] {
     compactMap {
-      if case .appendLogs(let jobID, let attempt, let first, let lines) = $0 {
-        (jobID, attempt, first, lines.map(\.seq))
+      if case .appendLogChunk(let jobID, let attempt, let first, let firstWorkerSeq, let chunk) = $0 {
+        (jobID, attempt, first, [Int](firstWorkerSeq..<firstWorkerSeq + chunk.count))
       } else {
         nil
       }
@@ -229,11 +229,13 @@ private struct Harness {
   mutating func logs(_ worker: WorkerAdvert, _ jobID: Int64, attempt: Int, seqs: ClosedRange<Int>)
     -> [CoordinatorAction]
   {
-    let lines = seqs.map { LogLine(seq: $0, stream: .stdout, time: now, line: "line \($0)") }
+    let chunk = LogChunk(seqs.map { (.stdout, now, "line \($0)") })
     core.logBatch(
       peer: peer(worker),
-      message: LogBatchMessage(workerID: worker.id, jobID: String(jobID), attempt: attempt, lines: lines),
-      now: now)
+      message: LogBatchMessage(
+        workerID: worker.id, jobID: String(jobID), attempt: attempt, firstSeq: seqs.lowerBound,
+        count: seqs.count),
+      chunk: chunk, now: now)
     return core.takeActions()
   }
 

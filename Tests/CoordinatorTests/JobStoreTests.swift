@@ -36,6 +36,15 @@ private func lines(_ seqs: ClosedRange<Int>, prefix: String = "line") -> [LogLin
   seqs.map { LogLine(seq: $0, stream: $0 % 2 == 0 ? .stderr : .stdout, time: 2_000, line: "\(prefix) \($0)") }
 }
 
+private func chunk(_ lines: [LogLine]) -> LogChunk { LogChunk(lines.map { ($0.stream, $0.time, $0.line) }) }
+
+/// Lines continuing a job's log, numbered as the worker numbered them.
+private func appendLogs(jobID: Int64, attempt: Int, firstJobSeq: Int, lines: [LogLine]) -> StoreChange {
+  .appendLogChunk(
+    jobID: jobID, attempt: attempt, firstJobSeq: firstJobSeq, firstWorkerSeq: lines.first?.seq ?? 1,
+    chunk: chunk(lines))
+}
+
 private func advert(_ name: String) -> WorkerAdvert {
   WorkerAdvert(
     id: "w-\(name)", name: name,
@@ -66,7 +75,7 @@ private func noReason(_: Int64) -> String? { nil }
         at: 1_002),
       .jobNotification(id: 1, text: "downloading"),
       .jobNotification(id: 1, text: "rendering"),
-      .appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
+      appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
     ])
 
     let one = try #require(try store.job(1, waitReason: { _ in "never asked" }))
@@ -192,9 +201,9 @@ private func noReason(_: Int64) -> String? { nil }
     let store = try dir.open()
     try store.apply([
       .insertJobs([row(1)], bundleHash: "h", bundle: [1]),
-      .appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
+      appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
     ])
-    try store.apply([.appendLogs(jobID: 1, attempt: 1, firstJobSeq: 2, lines: lines(2...3, prefix: "again"))])
+    try store.apply([appendLogs(jobID: 1, attempt: 1, firstJobSeq: 2, lines: lines(2...3, prefix: "again"))])
     let log = try store.logs(jobID: 1, since: 0, limit: 10)
     #expect(log.map(\.seq) == [1, 2, 3])
     #expect(log.map(\.line) == ["line 1", "line 2", "line 3"])
@@ -243,12 +252,12 @@ private func noReason(_: Int64) -> String? { nil }
       // Job 1: attempt 1 logged three lines, was lost, attempt 2 logged two so far.
       try store.apply([
         .jobAssigned(id: 1, attempt: 1, workerID: "w-box", workerName: "box", gpus: [0], at: 1_001),
-        .appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
+        appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
         .attemptEnded(id: 1, attempt: 1, state: .lost, error: "gone", at: 1_050),
         .jobRequeued(id: 1, attempt: 1, failures: 0, lostCount: 1, reason: "gone", at: 1_050),
         .jobAssigned(id: 1, attempt: 2, workerID: "w-box", workerName: "box", gpus: [0], at: 1_060),
         .jobProgress(id: 1, state: .running, stepIndex: 0, stepCount: 2, locals: nil, at: 1_061),
-        .appendLogs(jobID: 1, attempt: 2, firstJobSeq: 4, lines: lines(1...2)),
+        appendLogs(jobID: 1, attempt: 2, firstJobSeq: 4, lines: lines(1...2)),
         .jobAssigned(id: 3, attempt: 1, workerID: "w-box", workerName: "box", gpus: [], at: 1_002),
         .jobFinished(id: 3, attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil, at: 1_003),
         .workerState(id: "w-box", state: .draining, drained: true, lastSeen: 1_070),
@@ -307,11 +316,11 @@ private func noReason(_: Int64) -> String? { nil }
       now: 2_000)
     _ = core.takeActions()
     core.logBatch(
-      peer: [1], message: LogBatchMessage(workerID: "w-box", jobID: "1", attempt: 2, lines: lines(1...4)),
-      now: 2_001)
+      peer: [1], message: LogBatchMessage(workerID: "w-box", jobID: "1", attempt: 2, firstSeq: 1, count: 4),
+      chunk: chunk(lines(1...4)), now: 2_001)
     let changes = core.takeActions().compactMap { action -> (Int, [Int])? in
-      if case .store(.appendLogs(_, _, let first, let lines)) = action {
-        (first, lines.map(\.seq))
+      if case .store(.appendLogChunk(_, _, let first, let firstWorkerSeq, let chunk)) = action {
+        (first, [Int](firstWorkerSeq..<firstWorkerSeq + chunk.count))
       } else {
         nil
       }

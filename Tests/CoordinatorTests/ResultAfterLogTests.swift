@@ -19,9 +19,9 @@ struct ResultAfterLogTests {
     #expect(core.takeActions().isEmpty, "no ack and no state change while lines 1-3 are missing")
     #expect(core.jobs[1]?.state == .assigned)
 
-    let lines = (1...3).map { LogLine(seq: $0, stream: .stdout, time: 1, line: "l\($0)") }
     core.logBatch(
-      peer: [1], message: LogBatchMessage(workerID: "w1", jobID: "1", attempt: 1, lines: lines), now: 2)
+      peer: [1], message: LogBatchMessage(workerID: "w1", jobID: "1", attempt: 1, firstSeq: 1, count: 3),
+      chunk: LogChunk((1...3).map { (.stdout, 1, "l\($0)") }), now: 2)
     _ = core.takeActions()
     core.finished(peer: [1], message: finished, now: 3)
     let actions = core.takeActions()
@@ -42,14 +42,18 @@ struct LogGapTests {
     core.schedule(now: 0)
     _ = core.takeActions()
     func batch(_ seqs: ClosedRange<Int>) -> [CoordinatorAction] {
-      let lines = seqs.map { LogLine(seq: $0, stream: .stdout, time: 1, line: "l\($0)") }
       core.logBatch(
-        peer: [1], message: LogBatchMessage(workerID: "w1", jobID: "1", attempt: 1, lines: lines), now: 1)
+        peer: [1],
+        message: LogBatchMessage(
+          workerID: "w1", jobID: "1", attempt: 1, firstSeq: seqs.lowerBound, count: seqs.count),
+        chunk: LogChunk(seqs.map { (.stdout, 1, "l\($0)") }), now: 1)
       return core.takeActions()
     }
     func stored(_ actions: [CoordinatorAction]) -> [Int] {
       actions.flatMap { action -> [Int] in
-        if case .store(.appendLogs(_, _, _, let lines)) = action { return lines.map(\.seq) }
+        if case .store(.appendLogChunk(_, _, _, let first, let chunk)) = action {
+          return [Int](first..<first + chunk.count)
+        }
         return []
       }
     }

@@ -20,16 +20,19 @@ struct RetentionTests {
     }
     try store.apply([.insertJobs([row(1), row(2), row(3), row(4)], bundleHash: "h1", bundle: [1, 2, 3])])
     try store.apply([
-      .appendLogs(
-        jobID: 1, attempt: 1, firstJobSeq: 1, lines: [LogLine(seq: 1, stream: .stdout, time: 1, line: "x")]),
+      .appendLogChunk(
+        jobID: 1, attempt: 1, firstJobSeq: 1, firstWorkerSeq: 1, chunk: LogChunk([(.stdout, 1, "x")])),
       .jobFinished(id: 1, attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil, at: 100),
       .jobFinished(id: 2, attempt: 1, state: .failed, exitCode: 1, error: "e", locals: nil, at: 100),
       .jobFinished(id: 3, attempt: 1, state: .cancelled, exitCode: nil, error: nil, locals: nil, at: 900),
     ])
+    #expect(FileManager.default.fileExists(atPath: store.logFiles.path(1)))
     // Job 2 is old but the core still waits for its cleanup report; job 4 is queued.
     #expect(try store.prune(finishedBefore: 500, keep: [2]) == 1)
     #expect(try store.job(1, waitReason: { _ in nil }) == nil)
     #expect(try store.logs(jobID: 1, since: 0, limit: 10).isEmpty)
+    // Its log file went with it.
+    #expect(!FileManager.default.fileExists(atPath: store.logFiles.path(1)))
     #expect(try store.job(2, waitReason: { _ in nil }) != nil)
     #expect(try store.job(3, waitReason: { _ in nil }) != nil)
     #expect(try store.job(4, waitReason: { _ in nil })?.state == .queued)

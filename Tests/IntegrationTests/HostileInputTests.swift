@@ -222,11 +222,15 @@ enum HostileMessages {
         type,
         HeartbeatMessage(workerID: worker, gpus: [gpu], diskFree: Int64(int(&rng)), activeAttempts: refs))
     case .logBatch:
-      let lines = (0..<Int.random(in: 0...3, using: &rng)).map { _ in
-        LogLine(seq: int(&rng), stream: .stdout, time: 0, line: string(&rng))
-      }
+      let chunk = LogChunk((0..<Int.random(in: 0...3, using: &rng)).map { _ in (.stdout, 0, string(&rng)) })
+      var bytes = chunk.bytes
+      if Bool.random(using: &rng), !bytes.isEmpty { bytes.removeLast() }
       return WireEnvelope(
-        type, LogBatchMessage(workerID: worker, jobID: job, attempt: attempt ?? int(&rng), lines: lines))
+        type,
+        LogBatchMessage(
+          workerID: worker, jobID: job, attempt: attempt ?? int(&rng), firstSeq: int(&rng),
+          count: Bool.random(using: &rng) ? chunk.count : int(&rng)),
+        payload: Bool.random(using: &rng) ? [bytes] : [])
     case .progress:
       return WireEnvelope(
         type,

@@ -162,8 +162,9 @@ struct SpoolTests {
       defer { kill(coordinator.processIdentifier, SIGCONT) }
       let spool = pool.workerRoot("spooler") + "/spool/\(id)-1.spool"
       try pool.waitUntil("the job's result is in the spool", timeout: 60) {
-        let text = (try? String(contentsOfFile: spool, encoding: .utf8)) ?? ""
-        return text.contains("\nF {")
+        // Binary (the log lines), with the result as a text record.
+        let data = FileManager.default.contents(atPath: spool) ?? Data()
+        return data.range(of: Data("\nF {".utf8)) != nil
       }
       pool.killWorker("spooler")
       kill(coordinator.processIdentifier, SIGCONT)

@@ -148,19 +148,19 @@ struct MalformedMessageTests {
         ([Data("hello".utf8)], "frame"),
         ([Data("PINPOOL/9".utf8), Data("status".utf8), Data("{}".utf8)], "unsupported protocol 'PINPOOL/9'"),
         (
-          [Data("PINPOOL/1".utf8), Data("frobnicate".utf8), Data("{}".utf8)],
+          [Data(WireEnvelope.protocolID.utf8), Data("frobnicate".utf8), Data("{}".utf8)],
           "unknown message type 'frobnicate'"
         ),
         (
-          [Data("PINPOOL/1".utf8), Data("status".utf8), Data("{not json".utf8)],
+          [Data(WireEnvelope.protocolID.utf8), Data("status".utf8), Data("{not json".utf8)],
           "malformed 'status' header"
         ),
         (
-          [Data("PINPOOL/1".utf8), Data("submit".utf8), Data(#"{"requestID":"r1"}"#.utf8)],
+          [Data(WireEnvelope.protocolID.utf8), Data("submit".utf8), Data(#"{"requestID":"r1"}"#.utf8)],
           "malformed 'submit' header: missing field"
         ),
         (
-          [Data("PINPOOL/1".utf8), Data("assign".utf8), Data("{}".utf8)],
+          [Data(WireEnvelope.protocolID.utf8), Data("assign".utf8), Data("{}".utf8)],
           "not accepted by a coordinator"
         ),
       ]

@@ -81,7 +81,7 @@ import Testing
       #expect(throws: WireError.tooFewFrames(count)) { try WireEnvelope(frames: frames) }
     }
     for version in [
-      "PINPOOL/0", "PINPOOL/2", "PINPOOL/10", "pinpool/1", "PINPOOL/1 ", " PINPOOL/1", "PINPOOL/", "",
+      "PINPOOL/0", "PINPOOL/1", "PINPOOL/10", "pinpool/2", "PINPOOL/2 ", " PINPOOL/2", "PINPOOL/", "",
     ] {
       #expect(throws: WireError.unknownProtocol(version)) {
         try WireEnvelope(frames: [Data(version.utf8), Data("workers".utf8), header])
@@ -171,10 +171,12 @@ import Testing
     #expect(
       refusal(
         .logBatch,
-        LogBatchMessage(
-          workerID: "w", jobID: "1", attempt: 1,
-          lines: [LogLine(seq: .max, stream: .stdout, time: 0, line: "")]))
-        == "malformed 'logBatch' header: lines[0].seq: 9223372036854775807 is outside 1...9007199254740992")
+        LogBatchMessage(workerID: "w", jobID: "1", attempt: 1, firstSeq: .max, count: 1))
+        == "malformed 'logBatch' header: firstSeq: 9223372036854775807 is outside 1...9007199254740992")
+    #expect(
+      refusal(.logBatch, LogBatchMessage(workerID: "w", jobID: "1", attempt: 1, firstSeq: 1 << 53, count: 2))
+        == "malformed 'logBatch' header: firstSeq + count - 1: 9007199254740993 is outside 0...9007199254740992"
+    )
     let submit = SubmitRequest(
       requestID: "r", name: "n", entry: "e", args: [:], requirements: Requirements(gpus: 1), priority: .min,
       retries: 0, timeoutSeconds: nil, artifacts: [], arrayIndices: nil)
@@ -309,7 +311,7 @@ fileprivate func decodeHeader(_ envelope: WireEnvelope) throws(WireError) -> any
   switch envelope.type {
   case .register: return try envelope.decode(RegisterMessage.self)
   case .heartbeat: return try envelope.decode(HeartbeatMessage.self)
-  case .logBatch: return try envelope.decode(LogBatchMessage.self)
+  case .logBatch: return try envelope.decodeLogBatch().0
   case .progress: return try envelope.decode(ProgressMessage.self)
   case .finished: return try envelope.decode(FinishedMessage.self)
   case .cleanup: return try envelope.decode(CleanupMessage.self)
@@ -495,12 +497,18 @@ fileprivate func randomMessage(using rng: inout SplitMix64) -> GeneratedMessage 
         diskFree: maybe(&rng) { randomInt64(using: &$0) },
         activeAttempts: maybe(&rng) { randomRefs(using: &$0) }))
   case .logBatch:
-    let lines = (0..<Int.random(in: 0...4, using: &rng)).map { _ in
-      LogLine(
-        seq: i(&rng), stream: [LogStream.stdout, .stderr, .pinpool].randomElement(using: &rng)!,
-        time: randomDouble(using: &rng), line: s(&rng))
+    var chunk = LogChunk()
+    for _ in 0..<Int.random(in: 0...4, using: &rng) {
+      chunk.append(
+        stream: [LogStream.stdout, .stderr, .pinpool].randomElement(using: &rng)!,
+        time: randomDouble(using: &rng), text: s(&rng))
     }
-    return make(type, LogBatchMessage(workerID: s(&rng), jobID: s(&rng), attempt: i(&rng), lines: lines))
+    // A payload its header describes (a mutation of the frames below breaks it).
+    return make(
+      type,
+      LogBatchMessage(
+        workerID: s(&rng), jobID: s(&rng), attempt: i(&rng), firstSeq: i(&rng), count: chunk.count),
+      payload: [chunk.bytes])
   case .progress:
     return make(
       type,
@@ -651,7 +659,7 @@ fileprivate func mutate(_ original: [Data], using rng: inout SplitMix64) -> [Dat
       frames[min(2, frames.count - 1)] = Data(bytes)
     case 7:
       frames[0] = Data(
-        ["PINPOOL/2", "PINPOOL/0", "pinpool/1", "PINPOOL/1\0"].randomElement(using: &rng)!.utf8)
+        ["PINPOOL/1", "PINPOOL/0", "pinpool/2", "PINPOOL/2\0"].randomElement(using: &rng)!.utf8)
     default:
       // A header grown with a long string field (up to 64 KiB; the 8 MiB case is below).
       let size = Int.random(in: 1...64, using: &rng) * 1024

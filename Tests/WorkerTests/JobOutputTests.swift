@@ -12,10 +12,10 @@ import Testing
     for i in 0..<10 { output.append(.stdout, "line \(i)", blocking: false) }
     #expect(announcements.withLock { $0 } == 1)
     let first = output.take(4)
-    #expect(first.lines.map(\.text) == (0..<4).map { "line \($0)" })
+    #expect(first.chunk.lines(firstSeq: 1).map(\.line) == (0..<4).map { "line \($0)" })
     #expect(first.more)
     let rest = output.take(100)
-    #expect(rest.lines.count == 6 && !rest.more)
+    #expect(rest.chunk.count == 6 && !rest.more)
     // Empty again: the next line announces anew.
     output.append(.stderr, "again", blocking: false)
     #expect(announcements.withLock { $0 } == 2)
@@ -35,10 +35,10 @@ import Testing
     var taken: [String] = []
     while taken.count < 10 {
       let slice = output.take(2)
-      taken += slice.lines.map(\.text)
+      taken += slice.chunk.lines(firstSeq: 1).map(\.line)
       // What the reader got past `append` but nobody took yet fits in the buffer.
       #expect(written.load(ordering: .sequentiallyConsistent) - taken.count <= 3)
-      if slice.lines.isEmpty { await Task.yield() }
+      if slice.chunk.count == 0 { await Task.yield() }
     }
     #expect(taken == (0..<10).map(String.init))
   }
@@ -54,8 +54,8 @@ import Testing
     reader.start()
     output.close()
     while !done.load(ordering: .sequentiallyConsistent) { await Task.yield() }
-    #expect(output.take(10).lines.map(\.text) == ["kept"])
+    #expect(output.take(10).chunk.lines(firstSeq: 1).map(\.line) == ["kept"])
     output.append(.stdout, "dropped", blocking: false)
-    #expect(output.take(10).lines.isEmpty)
+    #expect(output.take(10).chunk.count == 0)
   }
 }

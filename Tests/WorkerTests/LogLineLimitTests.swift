@@ -18,10 +18,12 @@ import Testing
     var sizes = chunks ?? [bytes.count]
     while offset < bytes.count {
       let size = min(max(1, sizes.isEmpty ? bytes.count : sizes.removeFirst()), bytes.count - offset)
-      bytes[offset..<offset + size].withUnsafeBufferPointer { splitter.feed($0) { lines.append($0) } }
+      bytes[offset..<offset + size].withUnsafeBufferPointer {
+        splitter.feed($0) { lines.append(String(decoding: $0, as: UTF8.self)) }
+      }
       offset += size
     }
-    splitter.finish { lines.append($0) }
+    splitter.finish { lines.append(String(decoding: $0, as: UTF8.self)) }
     return lines
   }
 
@@ -123,7 +125,7 @@ import Testing
         workingDirectory: "/", environment: ["PATH": "/usr/bin:/bin"]),
       options: ShellOptions(maxLineBytes: 1024)
     ) { _, line in
-      lines.withLock { $0.append(line) }
+      lines.withLock { $0.append(line.text) }
       return .continue_
     }
     guard case .exited(0) = outcome else {

@@ -20,10 +20,9 @@ struct LogSpoolTests {
     let runningJob = job("8", 2)
     spool.assigned(finishedJob)
     spool.assigned(runningJob)
-    for seq in 1...3 {
-      spool.line(finishedJob.ref, LogLine(seq: seq, stream: .stdout, time: 1, line: "line \(seq)"))
-    }
-    spool.line(runningJob.ref, LogLine(seq: 1, stream: .stdout, time: 1, line: "still running"))
+    spool.lines(finishedJob.ref, firstSeq: 1, LogChunk([(.stdout, 1, "line 1"), (.stderr, 2, "line\n2")]))
+    spool.lines(finishedJob.ref, firstSeq: 3, LogChunk([(.pinpool, 3, "line 3")]))
+    spool.lines(runningJob.ref, firstSeq: 1, LogChunk([(.stdout, 1, "still running")]))
     spool.finished(
       FinishedMessage(
         workerID: "w", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
@@ -32,19 +31,43 @@ struct LogSpoolTests {
     // A crash in the middle of a write leaves half a record.
     let handle = try #require(FileHandle(forWritingAtPath: dir + "/7-1.spool"))
     handle.seekToEndOfFile()
-    handle.write(Data("L {\"seq\":4,\"str".utf8))
+    handle.write(Data("K 4 1 20\n".utf8) + LogChunk([(.stdout, 4, "line 4")]).bytes.prefix(15))
     try handle.close()
 
     let recovered = LogSpool.recover(directory: dir).sorted { $0.job.jobID < $1.job.jobID }
     #expect(recovered.count == 2)
     #expect(recovered[0].job.ref == finishedJob.ref)
-    #expect(recovered[0].lines.map(\.line) == ["line 1", "line 2", "line 3"])
+    let lines = recovered[0].chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }
+    #expect(lines.map(\.line) == ["line 1", "line\n2", "line 3"])
+    #expect(lines.map(\.seq) == [1, 2, 3])
+    #expect(lines.map(\.stream) == [.stdout, .stderr, .pinpool])
     #expect(recovered[0].finished?.state == .succeeded)
     #expect(recovered[0].cleanup == nil)
     #expect(recovered[1].finished == nil)
 
     spool.forget(finishedJob.ref)
     #expect(!FileManager.default.fileExists(atPath: dir + "/7-1.spool"))
+  }
+
+  @Test func aSpoolAnEarlierVersionWroteIsReadBack() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let assignment = try String(decoding: WireCoding.encoder.encode(job("9", 1)), as: UTF8.self)
+    let text = """
+      A \(assignment)
+      L {"seq":1,"stream":"stdout","time":5,"line":"old one"}
+      L {"seq":2,"stream":"stderr","time":6,"line":"old two"}
+
+      """
+    try text.write(toFile: dir + "/9-1.spool", atomically: true, encoding: .utf8)
+    let recovered = try #require(LogSpool.recover(directory: dir).first)
+    let lines = recovered.chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }
+    #expect(
+      lines == [
+        LogLine(seq: 1, stream: .stdout, time: 5, line: "old one"),
+        LogLine(seq: 2, stream: .stderr, time: 6, line: "old two"),
+      ])
   }
 
   @Test func aRestoredAttemptIsReportedAsActiveAndResentAfterRegistering() throws {
@@ -54,9 +77,13 @@ struct LogSpoolTests {
       gpus: [], diskFree: 1, slots: 1, labels: [:])
     var core = WorkerCore(advert: advert, heartbeatInterval: 1, liveness: 3, now: 0)
     let assigned = job("7", 1)
-    let lines = (1...3).map { LogLine(seq: $0, stream: .stdout, time: 1, line: "line \($0)") }
+    let chunks = [
+      WorkerCore.NumberedChunk(
+        firstSeq: 1, chunk: LogChunk([(.stdout, 1, "line 1"), (.stdout, 1, "line 2")])),
+      WorkerCore.NumberedChunk(firstSeq: 3, chunk: LogChunk([(.stdout, 1, "line 3")])),
+    ]
     core.restore(
-      job: assigned, lines: lines,
+      job: assigned, chunks: chunks,
       finished: FinishedMessage(
         workerID: "w-1", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
         lastLogSeq: 3),
@@ -87,7 +114,7 @@ struct LogSpoolTests {
     // The attempt's spool file is a disk with no space left: every write fails with ENOSPC.
     try FileManager.default.createSymbolicLink(atPath: dir + "/7-1.spool", withDestinationPath: "/dev/full")
     let spool = LogSpool(directory: dir)
-    spool.line(job("7", 1).ref, LogLine(seq: 1, stream: .stdout, time: 1, line: "nowhere to go"))
+    spool.lines(job("7", 1).ref, firstSeq: 1, LogChunk([(.stdout, 1, "nowhere to go")]))
     let failures = spool.flush()
     #expect(failures.count == 1)
     #expect(failures.first?.contains("7-1.spool") == true)

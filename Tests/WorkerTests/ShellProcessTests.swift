@@ -40,7 +40,8 @@ import Testing
     let recorder = Recorder()
     let outcome = try await ShellProcess.run(
       request("for i in 1 2 3 4 5 6 7 8 9 10; do echo line$i; done; echo oops >&2; exit 3")
-    ) { stream, line in
+    ) { stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return .continue_
     }
@@ -59,7 +60,8 @@ import Testing
     let recorder = Recorder()
     _ = try await ShellProcess.run(
       request("pwd; echo \"[$FOO][$HOME]\"", cwd: dir.path, env: ["PATH": "/usr/bin:/bin", "FOO": "bar"])
-    ) { stream, line in
+    ) { stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return .continue_
     }
@@ -70,7 +72,8 @@ import Testing
     let recorder = Recorder()
     _ = try await ShellProcess.run(
       request("printf 'a\\r\\nb\\rc\\n'; head -c 200000 /dev/zero | tr '\\0' 'x'; echo; printf 'tail'")
-    ) { stream, line in
+    ) { stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return .continue_
     }
@@ -88,7 +91,8 @@ import Testing
   @Test func detachLeavesItRunningUntilTerminated() async throws {
     let recorder = Recorder()
     defer { recorder.killGroup() }
-    let outcome = try await ShellProcess.run(request("echo PGID $$; echo ready; sleep 600")) { stream, line in
+    let outcome = try await ShellProcess.run(request("echo PGID $$; echo ready; sleep 600")) { stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return line == "ready" ? .detach : .continue_
     }
@@ -112,7 +116,8 @@ import Testing
     let recorder = Recorder()
     defer { recorder.killGroup() }
     let outcome = try await ShellProcess.run(request("echo PGID $$; sleep 600 & echo start; sleep 600")) {
-      stream, line in
+      stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return line == "start" ? .kill : .continue_
     }
@@ -131,7 +136,8 @@ import Testing
       request(
         "echo PGID $$; echo C08-BEFORE-BREAK && echo 'FATAL: CUDA out of memory' && sleep 30 && echo C08-NEVER-1"
       )
-    ) { stream, line in
+    ) { stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return line.contains("out of memory") ? .fail("matched /out of memory/i") : .continue_
     }
@@ -151,7 +157,8 @@ import Testing
     defer { recorder.killGroup() }
     let task = Task {
       try await ShellProcess.run(request("echo PGID $$; sh -c 'sleep 600 & sleep 600; echo C11-NEVER'")) {
-        stream, line in
+        stream, raw in
+        let line = raw.text
         recorder.record(stream, line)
         return .continue_
       }
@@ -177,7 +184,8 @@ import Testing
       try await ShellProcess.run(
         request("trap '' TERM; echo PGID $$; sleep 600; sleep 600"), options: options
       ) {
-        stream, line in
+        stream, raw in
+        let line = raw.text
         recorder.record(stream, line)
         return .continue_
       }
@@ -199,7 +207,8 @@ import Testing
     // One leftover holds stdout open, the other closed its output.
     let outcome = try await ShellProcess.run(
       request("echo PGID $$; sleep 600 & (sleep 600 >/dev/null 2>&1 &); echo done")
-    ) { stream, line in
+    ) { stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return .continue_
     }
@@ -220,7 +229,8 @@ import Testing
     let recorder = Recorder()
     defer { recorder.killGroup() }
     _ = try await ShellProcess.run(request("echo PGID $$"), options: ShellOptions(pidDirectory: pids)) {
-      stream, line in
+      stream, raw in
+      let line = raw.text
       recorder.record(stream, line)
       return .continue_
     }
@@ -230,7 +240,8 @@ import Testing
     // A worker that crashed left a detached server behind.
     let server = Recorder()
     defer { server.killGroup() }
-    let outcome = try await ShellProcess.run(request("echo PGID $$; sleep 600")) { stream, line in
+    let outcome = try await ShellProcess.run(request("echo PGID $$; sleep 600")) { stream, raw in
+      let line = raw.text
       server.record(stream, line)
       return line.hasPrefix("PGID") ? .detach : .continue_
     }

@@ -32,7 +32,19 @@ extension Array where Element == WorkerCore.Action {
   }
 
   fileprivate var loggedSeqs: [Int] {
-    get throws { try headers(.logBatch, as: LogBatchMessage.self).flatMap { $0.lines.map(\.seq) } }
+    get throws {
+      try headers(.logBatch, as: LogBatchMessage.self).flatMap { [Int]($0.firstSeq...$0.lastSeq) }
+    }
+  }
+
+  /// The lines sent, read from the batches' payloads as the coordinator reads them.
+  fileprivate var loggedLines: [LogLine] {
+    get throws {
+      try sent.filter { $0.type == .logBatch }.flatMap { envelope in
+        let (message, chunk) = try envelope.decodeLogBatch()
+        return chunk.lines(firstSeq: message.firstSeq)
+      }
+    }
   }
 
   fileprivate var reconnects: Int { filter { if case .reconnect = $0 { true } else { false } }.count }
@@ -132,12 +144,13 @@ private struct Harness {
     #expect(batch.workerID == "w-1")
     #expect(batch.jobID == "7")
     #expect(batch.attempt == 1)
-    #expect(batch.lines.map(\.line) == ["line 0", "line 1", "line 2"])
+    #expect(batch.firstSeq == 1 && batch.count == 3)
+    #expect(try flushed.loggedLines.map(\.line) == ["line 0", "line 1", "line 2"])
     // Sent once; not again on the next tick.
     #expect(try h.tick(0.1).loggedSeqs == [])
 
     h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 2))
-    #expect(h.core.attempts[ref]?.unacked.map(\.seq) == [3])
+    #expect(h.core.attempts[ref]?.unacked.flatMap { Array($0.firstSeq...$0.lastSeq) } == [3])
     h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 3))
     #expect(h.core.attempts[ref]?.unacked.isEmpty == true)
   }
@@ -148,7 +161,7 @@ private struct Harness {
     h.core.maxBatchLines = 4
     h.log(ref, 10)
     let batches = try h.take().headers(.logBatch, as: LogBatchMessage.self)
-    #expect(batches.map { $0.lines.map(\.seq) } == [[1, 2, 3, 4], [5, 6, 7, 8]])
+    #expect(batches.map { Array($0.firstSeq...$0.lastSeq) } == [[1, 2, 3, 4], [5, 6, 7, 8]])
     #expect(try h.tick(0.1).loggedSeqs == [9, 10])
   }
 

@@ -363,10 +363,10 @@ struct CoordinatorCore: Sendable {
     return job
   }
 
-  mutating func logBatch(peer: [UInt8], message: LogBatchMessage, now: Double) {
+  mutating func logBatch(peer: [UInt8], message: LogBatchMessage, chunk: LogChunk, now: Double) {
     guard knownWorker(message.workerID, peer: peer, now: now) != nil else { return }
     guard let id = Int64(message.jobID) else { return }
-    let ack = message.lines.map(\.seq).max() ?? 0
+    let ack = message.lastSeq
     guard let job = jobs[id] else {
       // A job that is final and fully cleaned up: everything of it was stored when it
       // ended; acknowledge so the worker can forget the lines.
@@ -389,22 +389,18 @@ struct CoordinatorCore: Sendable {
     if cursor.attempt != message.attempt {
       cursor = LogCursor(attempt: message.attempt, workerSeq: 0, jobSeq: cursor.jobSeq)
     }
-    // Only the run of lines that continues exactly where the stored log ends is taken.
-    // A resend repeats lines we hold (dropped, so each is stored once); a batch sent on
-    // a new connection can overtake one lost with the old (kept back, not acknowledged,
-    // so the worker resends from the gap and no line is skipped).
-    var fresh: [LogLine] = []
-    var next = cursor.workerSeq + 1
-    for line in message.lines.sorted(by: { $0.seq < $1.seq }) where line.seq >= next {
-      guard line.seq == next else { break }
-      fresh.append(line)
-      next += 1
-    }
-    if !fresh.isEmpty {
+    // Only lines that continue exactly where the stored log ends are taken. A resend
+    // repeats lines we hold (dropped, so each is stored once); a batch sent on a new
+    // connection can overtake one lost with the old (kept back, not acknowledged, so the
+    // worker resends from the gap and no line is skipped).
+    if message.firstSeq <= cursor.workerSeq + 1, message.lastSeq > cursor.workerSeq {
+      let fresh = chunk.dropping(first: cursor.workerSeq + 1 - message.firstSeq)
       actions.append(
-        .store(.appendLogs(jobID: id, attempt: message.attempt, firstJobSeq: cursor.jobSeq + 1, lines: fresh))
-      )
-      cursor.workerSeq = fresh.last!.seq
+        .store(
+          .appendLogChunk(
+            jobID: id, attempt: message.attempt, firstJobSeq: cursor.jobSeq + 1,
+            firstWorkerSeq: cursor.workerSeq + 1, chunk: fresh)))
+      cursor.workerSeq = message.lastSeq
       cursor.jobSeq += fresh.count
       logCursors[id] = cursor
     }

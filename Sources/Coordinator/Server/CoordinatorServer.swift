@@ -228,7 +228,8 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       core.heartbeat(
         peer: peer, message: try checked(envelope.decode(HeartbeatMessage.self), identity), now: now)
     case .logBatch:
-      core.logBatch(peer: peer, message: try checked(envelope.decodeLogBatch(), identity), now: now)
+      let (message, chunk) = try envelope.decodeLogBatch()
+      core.logBatch(peer: peer, message: try checked(message, identity), chunk: chunk, now: now)
     case .progress:
       core.progress(
         peer: peer, message: try checked(envelope.decode(ProgressMessage.self), identity), now: now)

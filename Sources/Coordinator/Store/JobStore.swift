@@ -2,13 +2,18 @@ import Foundation
 import GRDB
 import Shared
 
-/// The durable queue: jobs, their logs, bundles and workers in one SQLite file in WAL
-/// mode. Used from the coordinator's loop thread only; every batch of changes is one
-/// transaction, fsynced before any reply about it leaves.
+/// The durable queue: jobs, bundles, workers and the index of their logs in one SQLite
+/// file in WAL mode, the log lines themselves in `LogFiles`. Used from the coordinator's
+/// loop thread only; every batch of changes is one transaction, fsynced (log bytes
+/// first) before any reply about it leaves.
 final class JobStore {
   let path: String
   private let db: DatabaseQueue
+  let logFiles: LogFiles
   private var bundleCache: [String: Data] = [:]
+  /// Where the next chunk of a job's log goes in its file (the end of what is indexed),
+  /// and the job-wide number its first line must have.
+  private var logEnds: [Int64: (offset: Int64, nextSeq: Int)] = [:]
 
   init(directory: String) throws(StoreError) {
     do {
@@ -17,6 +22,7 @@ final class JobStore {
       throw .open(path: directory, detail: error.localizedDescription)
     }
     path = (directory as NSString).appendingPathComponent("pinpool.sqlite")
+    logFiles = try LogFiles(directory: (directory as NSString).appendingPathComponent("logs"))
     var config = Configuration()
     config.prepareDatabase { db in
       try db.execute(sql: "PRAGMA journal_mode = WAL")
@@ -25,13 +31,13 @@ final class JobStore {
     config.busyMode = .timeout(5)
     do {
       db = try DatabaseQueue(path: path, configuration: config)
-      try Self.migrator.migrate(db)
+      try Self.migrator(logDirectory: logFiles.directory).migrate(db)
     } catch {
       throw .open(path: path, detail: "\(error)")
     }
   }
 
-  private static var migrator: DatabaseMigrator {
+  private static func migrator(logDirectory: String) -> DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("v1") { db in
       try db.execute(
@@ -127,6 +133,23 @@ final class JobStore {
           ) WITHOUT ROWID
           """)
     }
+    migrator.registerMigration("v6-log-files") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE log_chunks (
+            job_id INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            first_wseq INTEGER NOT NULL,
+            offset INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (job_id, first_seq)
+          ) WITHOUT ROWID
+          """)
+      try LogMigration.moveRowsToFiles(db, logFiles: LogFiles(directory: logDirectory))
+      try db.execute(sql: "DROP TABLE logs")
+    }
     return migrator
   }
 
@@ -134,14 +157,76 @@ final class JobStore {
 
   func apply(_ changes: [StoreChange]) throws(StoreError) {
     guard !changes.isEmpty else { return }
+    // Log bytes first, durable before the rows that index them commit.
+    var placed: [Int: (offset: Int64, change: StoreChange)] = [:]
+    for (index, change) in changes.enumerated() {
+      guard
+        case .appendLogChunk(let jobID, let attempt, let firstJobSeq, let firstWorkerSeq, var chunk) = change
+      else { continue }
+      let end = try logEnd(jobID)
+      // Lines the job's log already holds are stored once (the core sends none; this
+      // keeps the index free of overlaps whatever it is given).
+      let held = end.nextSeq - firstJobSeq
+      if held > 0 { chunk = chunk.dropping(first: held) }
+      guard chunk.count > 0 else { continue }
+      let skipped = max(0, held)
+      try logFiles.write(jobID: jobID, offset: end.offset, bytes: chunk.bytes)
+      logEnds[jobID] = (end.offset + Int64(chunk.bytes.count), firstJobSeq + skipped + chunk.count)
+      placed[index] = (
+        end.offset,
+        .appendLogChunk(
+          jobID: jobID, attempt: attempt, firstJobSeq: firstJobSeq + skipped,
+          firstWorkerSeq: firstWorkerSeq + skipped, chunk: chunk)
+      )
+    }
     do {
+      if !placed.isEmpty { try logFiles.sync() }
       try db.inTransaction { db in
-        for change in changes { try self.apply(change, db) }
+        for (index, change) in changes.enumerated() {
+          if let (offset, trimmed) = placed[index] {
+            try self.indexLogChunk(trimmed, offset: offset, db)
+          } else {
+            try self.apply(change, db)
+          }
+        }
         return .commit
       }
     } catch {
+      // Not indexed: the next append (should the caller carry on) overwrites those bytes.
+      for case .appendLogChunk(let jobID, _, _, _, _) in changes { logEnds[jobID] = nil }
       throw .write(detail: "\(error)")
     }
+  }
+
+  private func logEnd(_ jobID: Int64) throws(StoreError) -> (offset: Int64, nextSeq: Int) {
+    if let end = logEnds[jobID] { return end }
+    let end = try read { db in
+      let row = try Row.fetchOne(
+        db,
+        sql: """
+          SELECT COALESCE(MAX(offset + length), 0) AS end, COALESCE(MAX(last_seq), 0) AS last
+          FROM log_chunks WHERE job_id = ?
+          """, arguments: [jobID])
+      let offset: Int64 = row?["end"] ?? 0
+      let last: Int = row?["last"] ?? 0
+      return (offset: offset, nextSeq: last + 1)
+    }
+    logEnds[jobID] = end
+    return end
+  }
+
+  private func indexLogChunk(_ change: StoreChange, offset: Int64, _ db: Database) throws {
+    guard
+      case .appendLogChunk(let jobID, let attempt, let firstJobSeq, let firstWorkerSeq, let chunk) = change
+    else { return }
+    try db.cachedStatement(
+      sql: """
+        INSERT INTO log_chunks (job_id, first_seq, last_seq, attempt, first_wseq, offset, length)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        """
+    ).execute(arguments: [
+      jobID, firstJobSeq, firstJobSeq + chunk.count - 1, attempt, firstWorkerSeq, offset, chunk.bytes.count,
+    ])
   }
 
   private func json<T: Encodable>(_ value: T) -> String {
@@ -234,16 +319,9 @@ final class JobStore {
           WHERE id = ? AND attempt = ?
           """
       ).execute(arguments: [state.rawValue, bytesFreed, diskFreeAfter, reason, id, attempt])
-    case .appendLogs(let jobID, let attempt, let firstJobSeq, let lines):
-      let statement = try db.cachedStatement(
-        sql:
-          "INSERT OR IGNORE INTO logs (job_id, seq, attempt, wseq, stream, time, line) VALUES (?, ?, ?, ?, ?, ?, ?)"
-      )
-      for (offset, line) in lines.enumerated() {
-        try statement.execute(arguments: [
-          jobID, firstJobSeq + offset, attempt, line.seq, line.stream.rawValue, line.time, line.line,
-        ])
-      }
+    case .appendLogChunk:
+      // Indexed by `apply(_:)`, which writes the bytes first.
+      break
     case .upsertWorker(let advert, let state, let drained, let lastSeen):
       try db.cachedStatement(
         sql: """
@@ -301,8 +379,10 @@ final class JobStore {
         let cursorRow = try Row.fetchOne(
           db,
           sql: """
-            SELECT MAX(seq) AS jobSeq, (SELECT MAX(wseq) FROM logs WHERE job_id = ? AND attempt = ?) AS workerSeq
-            FROM logs WHERE job_id = ?
+            SELECT MAX(last_seq) AS jobSeq,
+              (SELECT MAX(first_wseq + last_seq - first_seq) FROM log_chunks WHERE job_id = ? AND attempt = ?)
+                AS workerSeq
+            FROM log_chunks WHERE job_id = ?
             """, arguments: [job.id, job.attempt, job.id])
         let jobSeq: Int? = cursorRow?["jobSeq"]
         let workerSeq: Int? = cursorRow?["workerSeq"]
@@ -426,20 +506,45 @@ final class JobStore {
     }
   }
 
+  /// Up to `limit` lines after `since`, from the job's log file, chunk by chunk.
   func logs(jobID: Int64, since: Int, limit: Int) throws(StoreError) -> [LogLineView] {
-    try read { db in
-      try Row.fetchAll(
-        db,
-        sql:
-          "SELECT seq, stream, time, line, attempt FROM logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        arguments: [jobID, since, limit]
-      ).map { row in
-        LogLineView(
-          seq: row["seq"], stream: LogStream(rawValue: row["stream"]) ?? .stdout,
-          time: Timestamp.iso(row["time"]),
-          line: row["line"], attempt: row["attempt"])
+    var result: [LogLineView] = []
+    var after = since
+    while result.count < limit {
+      let rows = try read { db in
+        try Row.fetchAll(
+          db,
+          sql: """
+            SELECT first_seq, attempt, offset, length FROM log_chunks
+            WHERE job_id = ? AND last_seq > ? ORDER BY first_seq LIMIT 16
+            """,
+          arguments: [jobID, after])
+      }
+      guard !rows.isEmpty else { break }
+      for row in rows where result.count < limit {
+        let firstSeq: Int = row["first_seq"]
+        let attempt: Int = row["attempt"]
+        let bytes = try logFiles.read(jobID: jobID, offset: row["offset"], length: row["length"])
+        let chunk: LogChunk
+        do {
+          chunk = try LogChunk(validating: bytes)
+        } catch {
+          throw .read(detail: "\(logFiles.path(jobID)) at \(row["offset"] as Int64): \(error)")
+        }
+        var seq = firstSeq
+        chunk.forEach { stream, time, text in
+          defer { seq += 1 }
+          guard seq > after, result.count < limit else { return }
+          result.append(
+            LogLineView(
+              seq: seq, stream: stream, time: Timestamp.iso(time),
+              line: String(decoding: text, as: UTF8.self),
+              attempt: attempt))
+        }
+        after = max(after, seq - 1)
       }
     }
+    return result
   }
 
   /// The job's script and bundle for an `assign` message. Bundles are shared by the
@@ -508,8 +613,9 @@ final class JobStore {
 
   /// `prune`, returning the ids of the jobs deleted (their artifact files go too).
   func pruneJobs(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> [Int64] {
+    let ids: [Int64]
     do {
-      return try db.write { db in
+      ids = try db.write { db in
         let ids = try Int64.fetchAll(
           db,
           sql: """
@@ -518,7 +624,7 @@ final class JobStore {
             """, arguments: [cutoff]
         ).filter { !keep.contains($0) }
         for id in ids {
-          try db.execute(sql: "DELETE FROM logs WHERE job_id = ?", arguments: [id])
+          try db.execute(sql: "DELETE FROM log_chunks WHERE job_id = ?", arguments: [id])
           try db.execute(sql: "DELETE FROM attempts WHERE job_id = ?", arguments: [id])
           try db.execute(sql: "DELETE FROM artifact_files WHERE job_id = ?", arguments: [id])
           try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id])
@@ -531,6 +637,13 @@ final class JobStore {
     } catch {
       throw .write(detail: "\(error)")
     }
+    // After the commit: a crash before this leaves files nothing indexes, never an index
+    // without its file.
+    for id in ids {
+      logFiles.remove(jobID: id)
+      logEnds[id] = nil
+    }
+    return ids
   }
 
   /// The stored artifacts of a job, every attempt, by attempt then name.

@@ -17,7 +17,9 @@ enum StoreChange: Sendable {
   case attemptEnded(id: Int64, attempt: Int, state: JobState, error: String?, at: Double)
   case jobCleanup(
     id: Int64, attempt: Int, state: CleanupState, bytesFreed: Int64?, diskFreeAfter: Int64?, reason: String?)
-  case appendLogs(jobID: Int64, attempt: Int, firstJobSeq: Int, lines: [LogLine])
+  /// Lines continuing the job's log: numbered from `firstJobSeq` job-wide and from
+  /// `firstWorkerSeq` in the attempt.
+  case appendLogChunk(jobID: Int64, attempt: Int, firstJobSeq: Int, firstWorkerSeq: Int, chunk: LogChunk)
   case upsertWorker(WorkerAdvert, state: WorkerState, drained: Bool, lastSeen: Double)
   case workerState(id: String, state: WorkerState, drained: Bool, lastSeen: Double)
   /// An artifact file is stored and verified.

@@ -31,6 +31,8 @@ public enum WireRange {
   public static let attempt = 0...Int(Int32.max)
   /// Log sequence numbers stay exact in a JSON double.
   public static let logSeq = 0...(1 << 53)
+  /// Lines in one `logBatch`; a worker sends a few thousand.
+  public static let logBatchLines = 1...(1 << 20)
   public static let step = 0...(1 << 31)
   public static let priority = -1_000_000_000...1_000_000_000
   public static let retries = 0...1000
@@ -103,10 +105,9 @@ extension HeartbeatMessage: WireChecked {
 extension LogBatchMessage: WireChecked {
   public func check() throws(WireCheckError) {
     try checkRange(attempt, WireRange.attempt, "attempt")
-    for (i, line) in lines.enumerated() where !WireRange.logSeq.contains(line.seq) || line.seq == 0 {
-      throw WireCheckError(
-        field: "lines[\(i)].seq", problem: "\(line.seq) is outside 1...\(WireRange.logSeq.upperBound)")
-    }
+    try checkRange(firstSeq, 1...WireRange.logSeq.upperBound, "firstSeq")
+    try checkRange(count, WireRange.logBatchLines, "count")
+    try checkRange(lastSeq, WireRange.logSeq, "firstSeq + count - 1")
   }
 }
 

@@ -4,7 +4,8 @@ import Foundation
 /// The header is JSON because it is small and an operator can read it in a capture;
 /// bulk bytes (bundles, artifact chunks) travel as raw payload frames.
 public struct WireEnvelope: Sendable {
-  public static let protocolID = "PINPOOL/1"
+  /// 2: `logBatch` carries its lines as a binary `LogChunk` payload (1 had them in JSON).
+  public static let protocolID = "PINPOOL/2"
 
   public var type: MessageType
   public var header: Data

@@ -154,16 +154,49 @@ public struct LogLine: Sendable, Hashable, Codable {
   }
 }
 
-public struct LogBatchMessage: Sendable, Codable {
+/// The header of a `logBatch`; its one payload frame is the lines, a `LogChunk`,
+/// numbered from `firstSeq`.
+public struct LogBatchMessage: Sendable, Codable, Equatable {
   public var workerID: String
   public var jobID: String
   public var attempt: Int
-  public var lines: [LogLine]
-  public init(workerID: String, jobID: String, attempt: Int, lines: [LogLine]) {
+  public var firstSeq: Int
+  /// Lines in the payload; checked against it when received.
+  public var count: Int
+  public init(workerID: String, jobID: String, attempt: Int, firstSeq: Int, count: Int) {
     self.workerID = workerID
     self.jobID = jobID
     self.attempt = attempt
-    self.lines = lines
+    self.firstSeq = firstSeq
+    self.count = count
+  }
+
+  public var lastSeq: Int { firstSeq + count - 1 }
+}
+
+extension WireEnvelope {
+  public static func logBatch(
+    workerID: String, jobID: String, attempt: Int, firstSeq: Int, chunk: LogChunk
+  ) -> WireEnvelope {
+    WireEnvelope(
+      .logBatch,
+      LogBatchMessage(
+        workerID: workerID, jobID: jobID, attempt: attempt, firstSeq: firstSeq, count: chunk.count),
+      payload: [chunk.bytes])
+  }
+
+  /// A `logBatch` header and its lines, every record header checked against the count.
+  public func decodeLogBatch() throws(WireError) -> (LogBatchMessage, LogChunk) {
+    let message = try decode(LogBatchMessage.self)
+    guard payload.count == 1 else {
+      throw .missingPayload(
+        type: "logBatch", detail: "expected 1 payload frame (the lines), got \(payload.count)")
+    }
+    do {
+      return (message, try LogChunk(validating: payload[0], expectedCount: message.count))
+    } catch {
+      throw .missingPayload(type: "logBatch", detail: error.description)
+    }
   }
 }
 

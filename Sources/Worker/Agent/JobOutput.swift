@@ -1,7 +1,9 @@
 import Foundation
 import Shared
 
-/// The lines a running attempt has printed that the agent has not taken yet.
+/// The lines a running attempt has printed that the agent has not taken yet, already in
+/// the log's record form (`LogChunk`), so the agent takes them as one chunk and the line
+/// is copied once on its way from the pipe to the wire.
 ///
 /// The agent takes them in slices between coordinator messages and clock ticks, so a job
 /// printing a million lines a second cannot starve the heartbeats (they used to queue
@@ -10,61 +12,66 @@ import Shared
 /// job's pipes waits here, the pipe fills, and the job itself blocks on `write` — the
 /// same backpressure a terminal gives a program that prints faster than it scrolls.
 final class JobOutput: @unchecked Sendable {
-  struct Line: Sendable {
-    var stream: LogStream
-    var text: String
-    var time: Double
-  }
-
   private let condition = NSCondition()
-  private var lines: [Line] = []
-  private var head = 0
+  private var records: [UInt8] = []
+  private var lineCount = 0
   /// An announcement is outstanding: the agent will take lines without being told again.
   private var announced = false
   private var closed = false
+  /// Lines, and bytes of records, held at most before a blocking writer waits.
   let capacity: Int
+  let byteCapacity: Int
   private let announce: @Sendable () -> Void
 
-  init(capacity: Int = 8192, announce: @escaping @Sendable () -> Void) {
+  init(capacity: Int = 8192, byteCapacity: Int = 4 << 20, announce: @escaping @Sendable () -> Void) {
     self.capacity = capacity
+    self.byteCapacity = byteCapacity
     self.announce = announce
   }
 
   /// Adds a line. With `blocking` (only from a pipe-reading thread, never the
   /// concurrency pool) it waits while the buffer is full. After `close` lines are dropped:
   /// the attempt is over or was given up, and nothing would deliver them.
-  func append(_ stream: LogStream, _ text: String, blocking: Bool) {
+  func append(_ stream: LogStream, _ line: UnsafeBufferPointer<UInt8>, blocking: Bool) {
+    let time = Timestamp.now()
     condition.lock()
-    while blocking, !closed, lines.count - head >= capacity { condition.wait() }
+    while blocking, !closed, lineCount >= capacity || records.count >= byteCapacity { condition.wait() }
     guard !closed else {
       condition.unlock()
       return
     }
-    lines.append(Line(stream: stream, text: text, time: Timestamp.now()))
+    LogChunk.appendRecord(to: &records, stream: stream, time: time, text: line)
+    lineCount += 1
     let first = !announced
     announced = true
     condition.unlock()
     if first { announce() }
   }
 
-  /// Takes up to `limit` lines. When some remain, the caller owes itself another turn
-  /// (`more`); when none do, the next `append` announces again.
-  func take(_ limit: Int) -> (lines: ArraySlice<Line>, more: Bool) {
+  func append(_ stream: LogStream, _ text: String, blocking: Bool) {
+    var text = text
+    text.withUTF8 { append(stream, $0, blocking: blocking) }
+  }
+
+  /// Takes up to `limit` lines as one chunk. When some remain, the caller owes itself
+  /// another turn (`more`); when none do, the next `append` announces again.
+  func take(_ limit: Int) -> (chunk: LogChunk, more: Bool) {
     condition.lock()
     defer { condition.unlock() }
-    let end = min(lines.count, head + limit)
-    let taken = lines[head..<end]
-    head = end
-    if head == lines.count {
-      lines.removeAll(keepingCapacity: true)
-      head = 0
+    let chunk: LogChunk
+    if lineCount <= limit {
+      chunk = LogChunk(records: records, count: lineCount)
+      records.removeAll(keepingCapacity: true)
+      lineCount = 0
       announced = false
-    } else if head > 4096, head * 2 > lines.count {
-      lines.removeFirst(head)
-      head = 0
+    } else {
+      let end = records.withUnsafeBytes { LogChunk.offset(afterRecords: limit, in: $0) }
+      chunk = LogChunk(records: records[..<end], count: max(0, limit))
+      records.removeFirst(end)
+      lineCount -= max(0, limit)
     }
     condition.broadcast()
-    return (taken, announced)
+    return (chunk, announced)
   }
 
   /// Wakes a blocked writer for good; later lines are dropped.

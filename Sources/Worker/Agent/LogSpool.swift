@@ -7,8 +7,11 @@ import Shared
 /// crashes after its job ended can still deliver the whole log and the result when it
 /// starts again; the coordinator drops what it already stored by sequence number.
 ///
-/// Records are one per line: a tag (`A` assignment, `L` log line, `F` finished,
-/// `C` cleanup) and a JSON body. Used from the worker agent only.
+/// Records: a line with a tag and a body. `A` (assignment), `F` (finished) and `C`
+/// (cleanup) carry a JSON body; `K FIRSTSEQ COUNT LENGTH` is followed by LENGTH bytes of
+/// log lines as taken from the job (a `LogChunk`) and a newline, written as they are, so
+/// spooling a line costs a copy. (`L` and a JSON line is what earlier versions wrote; it
+/// is still read.) Used from the worker agent only.
 final class LogSpool {
   let directory: String
   private var buffers: [AttemptRef: Data] = [:]
@@ -23,12 +26,14 @@ final class LogSpool {
   private func path(_ ref: AttemptRef) -> String { directory + "/\(ref.jobID)-\(ref.attempt).spool" }
 
   func assigned(_ job: AssignedJob) { record("A", job, job.ref) }
-  func line(_ ref: AttemptRef, _ line: LogLine) {
-    // The hot path: written by hand, in place (see `LogLine.appendJSON`).
-    var record: [UInt8] = [UInt8(ascii: "L"), 0x20]
-    line.appendJSON(to: &record)
-    record.append(0x0A)
-    buffers[ref, default: Data()].append(contentsOf: record)
+  func lines(_ ref: AttemptRef, firstSeq: Int, _ chunk: LogChunk) {
+    // In place: copying the buffer out of the dictionary and back would copy everything
+    // recorded since the last flush every time (quadratic; it once was more than half
+    // the worker's time on a chatty job).
+    buffers[ref, default: Data()].append(
+      contentsOf: "K \(firstSeq) \(chunk.count) \(chunk.bytes.count)\n".utf8)
+    buffers[ref, default: Data()].append(chunk.bytes)
+    buffers[ref, default: Data()].append(0x0A)
   }
   func finished(_ message: FinishedMessage) {
     record("F", message, AttemptRef(jobID: message.jobID, attempt: message.attempt))
@@ -39,9 +44,6 @@ final class LogSpool {
 
   private func record<T: Encodable>(_ tag: String, _ value: T, _ ref: AttemptRef) {
     guard let body = try? encoder.encode(value) else { return }
-    // Appended in place: copying the buffer out of the dictionary and back would copy
-    // everything recorded since the last flush on every line (quadratic; it was more
-    // than half the worker's time on a chatty job).
     buffers[ref, default: Data()].append(contentsOf: tag.utf8)
     buffers[ref, default: Data()].append(0x20)
     buffers[ref, default: Data()].append(body)
@@ -87,37 +89,68 @@ final class LogSpool {
 
   struct Recovered {
     var job: AssignedJob
-    var lines: [LogLine]
+    var chunks: [WorkerCore.NumberedChunk]
     var finished: FinishedMessage?
     var cleanup: CleanupMessage?
   }
 
   /// Reads every spool an earlier run of the worker left. A torn last record (the
-  /// crash came mid-write) is ignored.
+  /// crash came mid-write) is ignored, and so is anything after a record that does not
+  /// read back.
   static func recover(directory: String) -> [Recovered] {
-    let decoder = WireCoding.decoder
     var result: [Recovered] = []
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     for name in names.sorted() where name.hasSuffix(".spool") {
       guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
-      var job: AssignedJob?
-      var lines: [LogLine] = []
-      var finished: FinishedMessage?
-      var cleanup: CleanupMessage?
-      for record in data.split(separator: 0x0A) where record.count > 2 {
-        let tag = record[record.startIndex]
-        let body = Data(record.dropFirst(2))
-        switch tag {
-        case UInt8(ascii: "A"): job = try? decoder.decode(AssignedJob.self, from: body)
-        case UInt8(ascii: "L"):
-          if let line = try? decoder.decode(LogLine.self, from: body) { lines.append(line) }
-        case UInt8(ascii: "F"): finished = try? decoder.decode(FinishedMessage.self, from: body)
-        case UInt8(ascii: "C"): cleanup = try? decoder.decode(CleanupMessage.self, from: body)
-        default: continue
-        }
-      }
-      if let job { result.append(Recovered(job: job, lines: lines, finished: finished, cleanup: cleanup)) }
+      let records = SpoolRecords(data: data)
+      if let job = records.job { result.append(records.recovered(job)) }
     }
     return result
+  }
+}
+
+/// One spool file's records, read back.
+private struct SpoolRecords {
+  var job: AssignedJob?
+  var chunks: [WorkerCore.NumberedChunk] = []
+  var finished: FinishedMessage?
+  var cleanup: CleanupMessage?
+
+  init(data: Data) {
+    let decoder = WireCoding.decoder
+    var at = data.startIndex
+    while at < data.endIndex {
+      guard let newline = data[at...].firstIndex(of: 0x0A) else { break }
+      let record = data[at..<newline]
+      at = newline + 1
+      guard record.count > 2 else { continue }
+      let tag = record[record.startIndex]
+      let body = Data(record.dropFirst(2))
+      switch tag {
+      case UInt8(ascii: "A"): job = try? decoder.decode(AssignedJob.self, from: body)
+      case UInt8(ascii: "K"):
+        let fields = String(decoding: body, as: UTF8.self).split(separator: " ").compactMap { Int($0) }
+        guard fields.count == 3, fields[0] > 0, fields[2] >= 0, data.endIndex - at > fields[2],
+          data[at + fields[2]] == 0x0A,
+          let chunk = try? LogChunk(
+            validating: data.subdata(in: at..<at + fields[2]), expectedCount: fields[1])
+        else { return }
+        chunks.append(WorkerCore.NumberedChunk(firstSeq: fields[0], chunk: chunk))
+        at += fields[2] + 1
+      case UInt8(ascii: "L"):
+        if let line = try? decoder.decode(LogLine.self, from: body) {
+          chunks.append(
+            WorkerCore.NumberedChunk(
+              firstSeq: line.seq, chunk: LogChunk([(line.stream, line.time, line.line)])))
+        }
+      case UInt8(ascii: "F"): finished = try? decoder.decode(FinishedMessage.self, from: body)
+      case UInt8(ascii: "C"): cleanup = try? decoder.decode(CleanupMessage.self, from: body)
+      default: continue
+      }
+    }
+  }
+
+  func recovered(_ job: AssignedJob) -> LogSpool.Recovered {
+    LogSpool.Recovered(job: job, chunks: chunks, finished: finished, cleanup: cleanup)
   }
 }

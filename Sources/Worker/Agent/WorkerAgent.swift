@@ -115,9 +115,11 @@ public actor WorkerAgent {
   /// stop completes even while the coordinator is behind.
   private var stopping: Set<AttemptRef> = []
   /// Lines taken from one attempt per turn, so messages and ticks interleave with output.
-  private let linesPerTurn = 4096
-  /// Unacknowledged lines of one attempt above which its output waits (and the job with it).
-  private let heldAbove = 100_000
+  private let linesPerTurn = 8192
+  /// Unacknowledged lines, or bytes, of one attempt above which its output waits (and
+  /// the job with it).
+  private let heldAboveLines = 200_000
+  private let heldAboveBytes = 32 << 20
   /// Workspaces whose artifacts are uploading, with the state their job ended in.
   private var awaitingUpload: [AttemptRef: (workspace: String, state: JobState)] = [:]
   /// Uploads an earlier run of the worker left unfinished, resumed after starting.
@@ -176,7 +178,7 @@ public actor WorkerAgent {
       if recovered.cleanup == nil, !recovered.job.artifacts.isEmpty,
         KeptWorkspaces.deadline(of: workspace) != nil
       {
-        core.restore(job: recovered.job, lines: recovered.lines, finished: finished, cleanup: nil)
+        core.restore(job: recovered.job, chunks: recovered.chunks, finished: finished, cleanup: nil)
         resumeUploads.append((recovered.job, workspace, finished.state))
         logger.info("resuming an artifact upload", metadata: ["attempt": "\(recovered.job.ref)"])
         continue
@@ -187,7 +189,7 @@ public actor WorkerAgent {
           workerID: advert.id, jobID: finished.jobID, attempt: finished.attempt, state: .done, bytesFreed: 0,
           diskFreeAfter: HostProbe.diskFree(at: configuration.root),
           reason: "workspace removed when the worker restarted")
-      core.restore(job: recovered.job, lines: recovered.lines, finished: finished, cleanup: cleanup)
+      core.restore(job: recovered.job, chunks: recovered.chunks, finished: finished, cleanup: cleanup)
       logger.info(
         "resending an attempt an earlier run finished", metadata: ["attempt": "\(recovered.job.ref)"])
     }
@@ -269,7 +271,7 @@ public actor WorkerAgent {
       }
       core.received(envelope, now: now)
       // An acknowledgement may let held output go on.
-      for ref in held where (core.attempts[ref]?.unacked.count ?? 0) < heldAbove {
+      for ref in held where !mustHold(ref) {
         held.remove(ref)
         sink.yield(.output(ref))
       }
@@ -299,7 +301,7 @@ public actor WorkerAgent {
       }
     case .output(let ref):
       guard let output = outputs[ref] else { break }
-      if !stopping.contains(ref), (core.attempts[ref]?.unacked.count ?? 0) >= heldAbove {
+      if !stopping.contains(ref), mustHold(ref) {
         held.insert(ref)
         break
       }
@@ -356,13 +358,15 @@ public actor WorkerAgent {
 
   /// Moves up to `limit` lines into the core and the spool; true when more wait.
   private func take(from output: JobOutput, _ ref: AttemptRef, limit: Int) -> Bool {
-    let (lines, more) = output.take(limit)
-    for line in lines {
-      if let logLine = core.log(ref, stream: line.stream, line: line.text, time: line.time) {
-        spool.line(ref, logLine)
-      }
-    }
+    let (chunk, more) = output.take(limit)
+    if let firstSeq = core.log(ref, chunk) { spool.lines(ref, firstSeq: firstSeq, chunk) }
     return more
+  }
+
+  /// The coordinator is too far behind with this attempt's log to take more of it now.
+  private func mustHold(_ ref: AttemptRef) -> Bool {
+    guard let attempt = core.attempts[ref] else { return false }
+    return attempt.unackedLines >= heldAboveLines || attempt.unackedBytes >= heldAboveBytes
   }
 
   /// Takes everything the attempt printed so far, whatever is held, so a progress report
@@ -584,7 +588,7 @@ public actor WorkerAgent {
     context.runtimeTools = runtimeTools
     let events = JobEvents(
       log: { stream, line in output.append(stream, line, blocking: false) },
-      processOutput: { stream, line in output.append(stream, line, blocking: true) },
+      processOutput: { stream, line in output.append(stream, line.bytes, blocking: true) },
       progress: { state, index, count, locals in sink.yield(.progress(ref, state, index, count, locals)) },
       notify: { text in sink.yield(.notify(ref, text)) })
     let outcome = await ScriptExecutor(context: context, events: events).run()

@@ -33,13 +33,25 @@ struct WorkerCore: Sendable {
     case registered
   }
 
+  /// Lines of an attempt as taken from its output, numbered.
+  struct NumberedChunk: Sendable {
+    var firstSeq: Int
+    var chunk: LogChunk
+    var lastSeq: Int { firstSeq + chunk.count - 1 }
+  }
+
   struct Attempt: Sendable {
     var job: AssignedJob
     var nextSeq = 1
-    /// Lines not yet acknowledged, in order; the first `sentCount` were sent since
-    /// the last (re)connect.
-    var unacked: [LogLine] = []
-    var sentCount = 0
+    /// Lines not yet acknowledged, in order, as taken; the first `sentChunks` were sent
+    /// since the last (re)connect, up to line `sent`, in `sentBytes` bytes.
+    var unacked: [NumberedChunk] = []
+    /// The last line the coordinator acknowledged.
+    var acked = 0
+    var sent = 0
+    var sentChunks = 0
+    var sentBytes = 0
+    var unackedBytes = 0
     /// When the coordinator last acknowledged lines of this attempt (or, with none in
     /// flight, when sending started); lines in flight with no ack for two heartbeat
     /// intervals are sent again.
@@ -55,14 +67,50 @@ struct WorkerCore: Sendable {
     /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
     var upload: ArtifactUpload?
 
-    /// Numbers and keeps a new line; returns it and how many lines wait to be sent. A
-    /// stale attempt takes none: nothing would send them, so it could never be done.
-    mutating func append(stream: LogStream, line: String, time: Double) -> (LogLine, unsent: Int)? {
-      guard !stale else { return nil }
-      let logLine = LogLine(seq: nextSeq, stream: stream, time: time, line: line)
-      unacked.append(logLine)
-      nextSeq += 1
-      return (logLine, unacked.count - sentCount)
+    var unackedLines: Int { nextSeq - 1 - acked }
+    var allSent: Bool { sent == nextSeq - 1 }
+
+    /// Numbers and keeps new lines; returns the first one's number and how many lines
+    /// wait to be sent. A stale attempt takes none: nothing would send them, so it could
+    /// never be done.
+    mutating func append(_ chunk: LogChunk) -> (firstSeq: Int, unsent: Int)? {
+      guard !stale, chunk.count > 0 else { return nil }
+      let first = nextSeq
+      unacked.append(NumberedChunk(firstSeq: first, chunk: chunk))
+      unackedBytes += chunk.bytes.count
+      nextSeq += chunk.count
+      return (first, nextSeq - 1 - sent)
+    }
+
+    /// The coordinator holds every line up to `upTo`; returns whether that is news.
+    mutating func acknowledge(upTo: Int) -> Bool {
+      guard upTo > acked else { return false }
+      acked = min(upTo, nextSeq - 1)
+      var removed = 0
+      while removed < unacked.count, unacked[removed].lastSeq <= acked {
+        unackedBytes -= unacked[removed].chunk.bytes.count
+        if removed < sentChunks { sentBytes -= unacked[removed].chunk.bytes.count }
+        removed += 1
+      }
+      unacked.removeFirst(removed)
+      sentChunks = max(0, sentChunks - removed)
+      if let first = unacked.first, first.firstSeq <= acked {
+        // Acknowledged part way (a resend cut differently): keep the rest.
+        let rest = first.chunk.dropping(first: acked - first.firstSeq + 1)
+        let trimmed = first.chunk.bytes.count - rest.bytes.count
+        unackedBytes -= trimmed
+        if sentChunks > 0 { sentBytes -= trimmed }
+        unacked[0] = NumberedChunk(firstSeq: acked + 1, chunk: rest)
+      }
+      sent = max(sent, acked)
+      return true
+    }
+
+    /// Everything unacknowledged goes again, from the first line.
+    mutating func rewind() {
+      sent = acked
+      sentChunks = 0
+      sentBytes = 0
     }
 
     var done: Bool {
@@ -92,13 +140,16 @@ struct WorkerCore: Sendable {
   }
   var heartbeatInterval: Double
   var liveness: Int
-  /// Lines per `logBatch`; larger batches amortise framing and the coordinator's commit.
-  var maxBatchLines = 2000
-  /// Lines of one attempt sent and not yet acknowledged, at most: a job printing faster
-  /// than the coordinator stores waits here (its lines are in the spool) instead of
-  /// filling the coordinator's socket queue, where they would delay every heartbeat
-  /// behind them and the coordinator's memory would grow with the log.
-  var maxInFlightLines = 16_000
+  /// Lines and bytes per `logBatch` (a chunk taken whole may be larger): larger batches
+  /// amortise framing and the coordinator's commit.
+  var maxBatchLines = 8192
+  var maxBatchBytes = 1 << 20
+  /// Lines and bytes of one attempt sent and not yet acknowledged, at most: a job
+  /// printing faster than the coordinator stores waits here (its lines are in the spool)
+  /// instead of filling the coordinator's socket queue, where they would delay every
+  /// heartbeat behind them and the coordinator's memory would grow with the log.
+  var maxInFlightLines = 65_536
+  var maxInFlightBytes = 8 << 20
   /// Artifact upload cap in bytes per second, per attempt (`--upload-rate`); nil for none.
   var uploadRate: Int64?
   /// Artifact chunk size without a rate cap.
@@ -172,14 +223,12 @@ struct WorkerCore: Sendable {
     case .logAck:
       guard let message = try? envelope.decode(LogAckMessage.self) else { return }
       let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
-      guard let before = attempts[ref]?.unacked.count else { return }
-      attempts[ref]!.unacked.removeAll { $0.seq <= message.upTo }
-      let removed = before - attempts[ref]!.unacked.count
-      attempts[ref]!.sentCount = max(0, attempts[ref]!.sentCount - removed)
-      if removed > 0 { attempts[ref]!.lastAckProgress = now }
+      guard attempts[ref] != nil else { return }
+      let progressed = attempts[ref]!.acknowledge(upTo: message.upTo)
+      if progressed { attempts[ref]!.lastAckProgress = now }
       // The window opened: send what waited; a result that waited for its log goes now.
       flushLogs()
-      if removed > 0, let attempt = attempts[ref], attempt.unacked.isEmpty, let finished = attempt.finished,
+      if progressed, let attempt = attempts[ref], attempt.unacked.isEmpty, let finished = attempt.finished,
         !attempt.finishedSent, !attempt.finishedAcked, !attempt.stale, connection == .registered
       {
         attempts[ref]!.finishedSent = true
@@ -253,8 +302,8 @@ struct WorkerCore: Sendable {
         // Lines in flight whose acknowledgement stopped coming go again, from the first
         // one: the batch or its ack was lost with a dropped connection.
         for (ref, attempt) in attempts
-        where attempt.sentCount > 0 && now - attempt.lastAckProgress >= heartbeatInterval * 2 {
-          attempts[ref]?.sentCount = 0
+        where attempt.sent > attempt.acked && now - attempt.lastAckProgress >= heartbeatInterval * 2 {
+          attempts[ref]?.rewind()
         }
         flushLogs()
         for attempt in attempts.values {
@@ -270,16 +319,21 @@ struct WorkerCore: Sendable {
     }
   }
 
-  /// Returns the line with its sequence number, for the shell's spool.
+  /// Numbers and keeps lines the attempt printed; returns the first one's number, for
+  /// the shell's spool (nil: the attempt takes no lines).
   @discardableResult
-  mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) -> LogLine? {
+  mutating func log(_ ref: AttemptRef, _ chunk: LogChunk) -> Int? {
     // One in-place access (a mutating call through the optional subscript): reading the
-    // attempt out of the dictionary would copy it, retains and all, on every line.
-    guard let (logLine, unsent) = attempts[ref]?.append(stream: stream, line: line, time: time) ?? nil else {
-      return nil
-    }
+    // attempt out of the dictionary would copy it, retains and all.
+    guard let (first, unsent) = attempts[ref]?.append(chunk) ?? nil else { return nil }
     if unsent >= maxBatchLines { flushLogs() }
-    return logLine
+    return first
+  }
+
+  /// One line, for tests and callers with a line at hand.
+  @discardableResult
+  mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) -> Int? {
+    log(ref, LogChunk([(stream, time, line)]))
   }
 
   /// Takes back an attempt an earlier run of this worker finished but could not
@@ -288,11 +342,19 @@ struct WorkerCore: Sendable {
   /// With `cleanup` nil the workspace is still there, its artifacts to be uploaded
   /// (`startUpload`) before it is cleaned up.
   mutating func restore(
-    job: AssignedJob, lines: [LogLine], finished: FinishedMessage, cleanup: CleanupMessage?
+    job: AssignedJob, chunks: [NumberedChunk], finished: FinishedMessage, cleanup: CleanupMessage?
   ) {
     var attempt = Attempt(job: job)
-    attempt.unacked = lines.sorted { $0.seq < $1.seq }
-    attempt.nextSeq = (lines.map(\.seq).max() ?? 0) + 1
+    // Spooled in order, each chunk where the last ended; anything else is not taken.
+    for chunk in chunks.sorted(by: { $0.firstSeq < $1.firstSeq }) where chunk.chunk.count > 0 {
+      if attempt.unacked.isEmpty {
+        attempt.acked = chunk.firstSeq - 1
+        attempt.sent = attempt.acked
+        attempt.nextSeq = chunk.firstSeq
+      }
+      guard chunk.firstSeq == attempt.nextSeq else { break }
+      _ = attempt.append(chunk.chunk)
+    }
     attempt.finished = finished
     attempt.cleanup = cleanup
     attempts[job.ref] = attempt
@@ -324,9 +386,7 @@ struct WorkerCore: Sendable {
       locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment)
     attempts[ref]!.finished = message
     // Behind a full window the result waits: the ack that empties the log sends it.
-    if connection == .registered, !attempt.stale, let flushed = attempts[ref],
-      flushed.sentCount == flushed.unacked.count
-    {
+    if connection == .registered, !attempt.stale, let flushed = attempts[ref], flushed.allSent {
       attempts[ref]!.finishedSent = true
       actions.append(.send(WireEnvelope(.finished, message)))
     }
@@ -375,7 +435,7 @@ struct WorkerCore: Sendable {
   private mutating func sendRegister(now: Double) {
     connection = .registering(since: now)
     for ref in attempts.keys {
-      attempts[ref]?.sentCount = 0
+      attempts[ref]?.rewind()
       attempts[ref]?.finishedSent = false
       attempts[ref]?.upload?.resume()
     }
@@ -388,7 +448,9 @@ struct WorkerCore: Sendable {
     let wasRunning = attempt.finished == nil
     attempt.stale = true
     attempt.unacked.removeAll()
-    attempt.sentCount = 0
+    attempt.acked = attempt.nextSeq - 1
+    attempt.unackedBytes = 0
+    attempt.rewind()
     let wasUploading = attempt.upload != nil
     attempt.upload = nil
     attempts[ref] = attempt
@@ -400,14 +462,29 @@ struct WorkerCore: Sendable {
   private mutating func flushLogs() {
     guard connection == .registered else { return }
     for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
-      guard var attempt = attempts[ref], !attempt.stale else { continue }
-      if attempt.sentCount == 0, attempt.sentCount < attempt.unacked.count { attempt.lastAckProgress = clock }
-      while attempt.sentCount < attempt.unacked.count, attempt.sentCount < maxInFlightLines {
-        let end = min(attempt.unacked.count, attempt.sentCount + maxBatchLines, maxInFlightLines)
-        let lines = Array(attempt.unacked[attempt.sentCount..<end])
-        let batch = LogBatchMessage(workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, lines: lines)
-        actions.append(.send(WireEnvelope(type: .logBatch, header: Data(batch.encodedJSON()))))
-        attempt.sentCount = end
+      guard var attempt = attempts[ref], !attempt.stale, !attempt.allSent else { continue }
+      if attempt.sent == attempt.acked { attempt.lastAckProgress = clock }
+      while attempt.sentChunks < attempt.unacked.count, attempt.sent - attempt.acked < maxInFlightLines,
+        attempt.sentBytes < maxInFlightBytes
+      {
+        // Small chunks (a job printing slowly) go together; a big one goes as it is.
+        var batch = attempt.unacked[attempt.sentChunks].chunk
+        let first = attempt.unacked[attempt.sentChunks].firstSeq
+        var end = attempt.sentChunks + 1
+        while end < attempt.unacked.count,
+          batch.count + attempt.unacked[end].chunk.count <= maxBatchLines,
+          batch.bytes.count + attempt.unacked[end].chunk.bytes.count <= maxBatchBytes
+        {
+          batch.append(attempt.unacked[end].chunk)
+          end += 1
+        }
+        actions.append(
+          .send(
+            .logBatch(
+              workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, firstSeq: first, chunk: batch)))
+        attempt.sentChunks = end
+        attempt.sent = first + batch.count - 1
+        attempt.sentBytes += batch.bytes.count
       }
       attempts[ref] = attempt
     }
@@ -418,7 +495,7 @@ struct WorkerCore: Sendable {
   private mutating func resendEverything(now: Double) {
     lastResend = now
     lastHeartbeatSent = now
-    for ref in attempts.keys { attempts[ref]?.sentCount = 0 }
+    for ref in attempts.keys { attempts[ref]?.rewind() }
     flushLogs()
     for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
       guard let attempt = attempts[ref] else { continue }

@@ -309,11 +309,14 @@ extension ScriptExecutor {
       do {
         outcome = try await ShellProcess.run(request, options: context.shellOptions) { stream, line in
           events.processOutput(stream == .stdout ? .stdout : .stderr, line)
-          capture.append(line)
+          capture.append(line.bytes)
+          // Only `on` handlers need the line as text.
+          guard !finalHandlers.isEmpty else { return .continue_ }
+          let text = line.text
           for handler in finalHandlers {
-            guard let match = handler.regex.firstMatch(in: line) else { continue }
+            guard let match = handler.regex.firstMatch(in: text) else { continue }
             if case .continue_ = handler.verdict { continue }
-            capture.setEvent(match, line: line)
+            capture.setEvent(match, line: text)
             return handler.verdict
           }
           return .continue_
@@ -344,18 +347,25 @@ extension ScriptExecutor {
 /// Collects a step's output tail and the `on` match for its result; written from
 /// the process's reader thread, read after it is done.
 private final class OutputCapture: @unchecked Sendable {
+  /// The result keeps the last 64 KiB of output, in whole lines.
+  private static let tailLimit = 64 * 1024
   private let lock = NSLock()
-  private var tail: [String] = []
-  private var tailBytes = 0
+  /// The latest lines, each ended by a newline; trimmed to the limit only now and then,
+  /// so a line costs a copy and no bookkeeping.
+  private var tail: [UInt8] = []
   private var event: [String?]?
   private(set) var eventLine: String?
 
-  func append(_ line: String) {
+  func append(_ line: UnsafeBufferPointer<UInt8>) {
     lock.lock()
     defer { lock.unlock() }
-    tail.append(line)
-    tailBytes += line.utf8.count + 1
-    while tailBytes > 64 * 1024, tail.count > 1 { tailBytes -= tail.removeFirst().utf8.count + 1 }
+    tail.append(contentsOf: line)
+    tail.append(0x0A)
+    // Kept: the last line and twice the limit before it, so the cut (mid-line) is
+    // always beyond what `lastLines` returns.
+    if tail.count > 4 * Self.tailLimit + line.count {
+      tail.removeFirst(tail.count - 2 * Self.tailLimit - line.count - 1)
+    }
   }
 
   func setEvent(_ match: [String?], line: String) {
@@ -371,8 +381,25 @@ private final class OutputCapture: @unchecked Sendable {
     lock.lock()
     defer { lock.unlock() }
     var object = JSONObject()
-    object["stdout"] = .string(tail.joined(separator: "\n"))
+    object["stdout"] = .string(String(decoding: Self.lastLines(tail), as: UTF8.self))
     object["event"] = event.map { .array($0.map { $0.map(JSONValue.string) ?? .null }) } ?? .null
     return .object(object)
+  }
+
+  /// The whole lines in the last `tailLimit` bytes (at least the last line, however long),
+  /// joined by newlines, without the final one.
+  static func lastLines(_ bytes: [UInt8]) -> ArraySlice<UInt8> {
+    var text = bytes[...]
+    if text.last == 0x0A { text = text.dropLast() }
+    guard text.count > tailLimit else { return text }
+    let lastLineStart = (text.lastIndex(of: 0x0A) ?? text.startIndex - 1) + 1
+    let from = min(text.endIndex - tailLimit, lastLineStart)
+    // Start after a newline, so no line is cut, unless the last line alone is longer.
+    if from > text.startIndex, text[from - 1] != 0x0A, let newline = text[from...].firstIndex(of: 0x0A),
+      newline < lastLineStart
+    {
+      return text[(newline + 1)...]
+    }
+    return text[from...]
   }
 }

@@ -38,19 +38,19 @@ public struct JobEvents: Sendable {
   /// A line of a process's output, called on the thread that reads the process's pipes
   /// (never on the concurrency pool), so it may block: that is how a job printing faster
   /// than its log can be delivered is slowed down instead of buffered without bound.
-  public var processOutput: @Sendable (LogStream, String) -> Void
+  public var processOutput: @Sendable (LogStream, ShellLine) -> Void
   public var progress:
     @Sendable (_ state: JobState, _ stepIndex: Int, _ stepCount: Int, _ locals: JSONValue?) -> Void
   public var notify: @Sendable (String) -> Void
 
   public init(
     log: @escaping @Sendable (LogStream, String) -> Void,
-    processOutput: (@Sendable (LogStream, String) -> Void)? = nil,
+    processOutput: (@Sendable (LogStream, ShellLine) -> Void)? = nil,
     progress: @escaping @Sendable (JobState, Int, Int, JSONValue?) -> Void,
     notify: @escaping @Sendable (String) -> Void
   ) {
     self.log = log
-    self.processOutput = processOutput ?? log
+    self.processOutput = processOutput ?? { log($0, $1.text) }
     self.progress = progress
     self.notify = notify
   }

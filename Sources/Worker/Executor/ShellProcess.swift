@@ -31,6 +31,16 @@ public enum LineStream: String, Sendable, Codable {
   case stdout, stderr
 }
 
+/// One line of a process's output, without its terminator. It points into the reader's
+/// buffer and is valid only during the call that hands it over: a chatty job prints
+/// millions of lines, and most are copied once, into the log, and never become a String.
+public struct ShellLine {
+  public let bytes: UnsafeBufferPointer<UInt8>
+  public init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+  /// The text, invalid UTF-8 replaced.
+  public var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
 /// What a `shell.run` step's `on` handlers decide about one line of output.
 public enum LineVerdict: Sendable, Equatable {
   case continue_
@@ -114,7 +124,7 @@ public struct ShellProcessError: Error, Sendable, CustomStringConvertible {
 public enum ShellProcess {
   public static func run(
     _ request: ShellCommandRequest, options: ShellOptions = ShellOptions(),
-    onLine: @escaping @Sendable (LineStream, String) -> LineVerdict
+    onLine: @escaping @Sendable (LineStream, ShellLine) -> LineVerdict
   ) async throws(ShellProcessError) -> ShellOutcome {
     let supervisor = try ShellSupervisor(request: request, options: options, onLine: onLine)
     supervisor.launch()
@@ -240,7 +250,7 @@ final class ShellSupervisor: Sendable {
 
   init(
     request: ShellCommandRequest, options: ShellOptions,
-    onLine: @escaping @Sendable (LineStream, String) -> LineVerdict
+    onLine: @escaping @Sendable (LineStream, ShellLine) -> LineVerdict
   ) throws(ShellProcessError) {
     self.request = request
     self.options = options
@@ -454,13 +464,13 @@ final class ShellPipeReader: Sendable {
   let wakeRead: Int32
   let wakeWrite: Int32
   let maxLineBytes: Int
-  let onLine: @Sendable (LineStream, String) -> Void
+  let onLine: @Sendable (LineStream, ShellLine) -> Void
   let control = Mutex(Control())
   let finished = ShellLatch()
 
   init(
     stdoutFD: Int32, stderrFD: Int32, maxLineBytes: Int,
-    onLine: @escaping @Sendable (LineStream, String) -> Void
+    onLine: @escaping @Sendable (LineStream, ShellLine) -> Void
   ) throws(ShellProcessError) {
     var wake: [Int32] = [-1, -1]
     guard makeShellPipe(&wake, nonBlocking: true) else {
@@ -551,16 +561,18 @@ final class ShellPipeReader: Sendable {
         if count > 0 {
           let stream = streams[index]
           buffer.withUnsafeBufferPointer { bytes in
-            splitters[index].feed(UnsafeBufferPointer(rebasing: bytes[0..<count])) { onLine(stream, $0) }
+            splitters[index].feed(UnsafeBufferPointer(rebasing: bytes[0..<count])) {
+              onLine(stream, ShellLine(bytes: $0))
+            }
           }
         } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
           open[index] = false
-          splitters[index].finish { onLine(streams[index], $0) }
+          splitters[index].finish { onLine(streams[index], ShellLine(bytes: $0)) }
         }
       }
     }
     for index in 0..<2 where open[index] {
-      splitters[index].finish { onLine(streams[index], $0) }
+      splitters[index].finish { onLine(streams[index], ShellLine(bytes: $0)) }
     }
     close(stdoutFD)
     close(stderrFD)
@@ -587,56 +599,70 @@ struct ShellLineSplitter {
 
   init(maxLineBytes: Int) { self.maxLineBytes = max(4, maxLineBytes) }
 
-  mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, emit: (String) -> Void) {
-    var start = 0
-    var index = 0
+  /// Emits each line as bytes: straight from `bytes` when the line lies wholly inside
+  /// them (the common case, no copy), else from the splitter's own buffer.
+  mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, emit: (UnsafeBufferPointer<UInt8>) -> Void) {
     let count = bytes.count
+    var index = 0
     while index < count {
-      let byte = bytes[index]
-      if byte == 0x0A || byte == 0x0D {
-        if byte == 0x0A && skipLineFeed && index == start && pending.isEmpty {
-          skipLineFeed = false
+      if skipLineFeed {
+        skipLineFeed = false
+        if bytes[index] == 0x0A {
           index += 1
-          start = index
           continue
         }
-        pending.append(contentsOf: bytes[start..<index])
-        emit(String(decoding: pending, as: UTF8.self))
-        pending.removeAll(keepingCapacity: true)
-        skipLineFeed = byte == 0x0D
-        index += 1
-        start = index
-        continue
       }
-      skipLineFeed = false
-      index += 1
-      // Split only once a byte beyond the limit is here: then the piece is known to
-      // continue, and a line of exactly the limit stays whole.
-      if pending.count + (index - start) > maxLineBytes {
-        pending.append(contentsOf: bytes[start..<index])
-        start = index
+      let start = index
+      // Bytes this piece may take before it must be split: one beyond the limit, so a
+      // piece is split only once it is known to continue and a line of exactly the limit
+      // stays whole. `pending` never holds more than the limit, so this is at least 1.
+      let room = maxLineBytes - pending.count + 1
+      let scanEnd = min(count, start + room)
+      var end = start
+      while end < scanEnd {
+        let byte = bytes[end]
+        if byte == 0x0A || byte == 0x0D { break }
+        end += 1
+      }
+      if end < scanEnd {
+        if pending.isEmpty {
+          emit(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+        } else {
+          pending.append(contentsOf: bytes[start..<end])
+          pending.withUnsafeBufferPointer(emit)
+          pending.removeAll(keepingCapacity: true)
+        }
+        skipLineFeed = bytes[end] == 0x0D
+        index = end + 1
+      } else if end - start == room {
+        pending.append(contentsOf: bytes[start..<end])
         emitLongPiece(emit: emit)
+        index = end
+      } else {
+        pending.append(contentsOf: bytes[start..<end])
+        index = end
       }
     }
-    pending.append(contentsOf: bytes[start..<count])
   }
 
-  mutating func finish(emit: (String) -> Void) {
-    if !pending.isEmpty { emit(String(decoding: pending, as: UTF8.self)) }
+  mutating func finish(emit: (UnsafeBufferPointer<UInt8>) -> Void) {
+    if !pending.isEmpty { pending.withUnsafeBufferPointer(emit) }
     pending.removeAll()
     skipLineFeed = false
   }
 
   /// Emits the first piece of `pending` (which holds more than `maxLineBytes`), marked
   /// as continued, and keeps the rest.
-  private mutating func emitLongPiece(emit: (String) -> Void) {
+  private mutating func emitLongPiece(emit: (UnsafeBufferPointer<UInt8>) -> Void) {
     let limit = maxLineBytes
     var cut = limit
     // Back up over continuation bytes (10xxxxxx) so the cut falls between characters;
     // bytes that are not UTF-8 at all are cut at the limit.
     while cut > limit - 3, cut > 1, pending[cut] & 0xC0 == 0x80 { cut -= 1 }
     if pending[cut] & 0xC0 == 0x80 { cut = limit }
-    emit(String(decoding: pending[..<cut], as: UTF8.self) + ShellOptions.lineContinuationMarker)
+    var piece = Array(pending[..<cut])
+    piece.append(contentsOf: ShellOptions.lineContinuationMarker.utf8)
+    piece.withUnsafeBufferPointer(emit)
     pending.removeFirst(cut)
   }
 }

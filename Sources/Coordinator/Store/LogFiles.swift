@@ -1,0 +1,124 @@
+import Foundation
+import Shared
+
+/// Where the coordinator keeps log lines: one append-only file per job in `DATA/logs/`,
+/// holding the `LogChunk`s as they arrived, back to back. The `log_chunks` table in
+/// SQLite indexes them (job, sequence numbers, offset, length) and is the truth: the
+/// store writes and fsyncs the bytes first and commits their index rows after, so a
+/// crash in between leaves only bytes past the indexed end, which nothing reads and the
+/// next append overwrites.
+///
+/// Why not rows in SQLite: a log is most of what a coordinator writes. A row per line
+/// held the whole path to about 20 MB/s; blobs in SQLite's write-ahead log are written
+/// twice (log, then checkpoint). A file is written once.
+/// Used from the coordinator's loop thread only, like the store.
+final class LogFiles {
+  let directory: String
+  /// Files written since the last `sync`, open.
+  private var dirty: [Int64: Int32] = [:]
+  /// A file was created since the last `sync`: the directory entry must be made durable too.
+  private var created = false
+
+  init(directory: String) throws(StoreError) {
+    self.directory = directory
+    do {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    } catch {
+      throw .open(path: directory, detail: error.localizedDescription)
+    }
+  }
+
+  deinit {
+    for fd in dirty.values { close(fd) }
+  }
+
+  func path(_ jobID: Int64) -> String { directory + "/\(jobID).log" }
+
+  /// Writes `bytes` at `offset` of the job's file. Durable only after `sync`.
+  func write(jobID: Int64, offset: Int64, bytes: Data) throws(StoreError) {
+    let fd = try descriptor(jobID)
+    let failure: Int32? = bytes.withUnsafeBytes { raw in
+      var done = 0
+      while done < raw.count {
+        let written = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
+        if written < 0 {
+          if errno == EINTR { continue }
+          return errno
+        }
+        done += written
+      }
+      return nil
+    }
+    if let failure {
+      throw .write(detail: "\(path(jobID)): \(String(cString: strerror(failure)))")
+    }
+  }
+
+  /// Makes every write since the last call durable (and closes the files).
+  func sync() throws(StoreError) {
+    defer {
+      for fd in dirty.values { close(fd) }
+      dirty.removeAll(keepingCapacity: true)
+    }
+    for (jobID, fd) in dirty where fdatasync(fd) != 0 {
+      throw .write(detail: "\(path(jobID)): fdatasync: \(String(cString: strerror(errno)))")
+    }
+    if created {
+      created = false
+      let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+      guard fd >= 0, fsync(fd) == 0 else {
+        let reason = String(cString: strerror(errno))
+        if fd >= 0 { close(fd) }
+        throw .write(detail: "\(directory): fsync: \(reason)")
+      }
+      close(fd)
+    }
+  }
+
+  /// `length` bytes at `offset` of the job's file; fewer is an error (the index points
+  /// past the file's end: the data directory was tampered with or lost data).
+  func read(jobID: Int64, offset: Int64, length: Int) throws(StoreError) -> Data {
+    let fd = open(path(jobID), O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw .read(detail: "\(path(jobID)): \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    var data = Data(count: length)
+    let got = data.withUnsafeMutableBytes { raw -> Int in
+      var done = 0
+      while done < length {
+        let count = pread(fd, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+        if count < 0, errno == EINTR { continue }
+        if count <= 0 { break }
+        done += count
+      }
+      return done
+    }
+    guard got == length else {
+      throw .read(
+        detail: "\(path(jobID)): the log index names bytes \(offset)..<\(offset + Int64(length)), "
+          + "the file holds fewer")
+    }
+    return data
+  }
+
+  /// Deletes a job's file (retention): after the rows that index it are gone.
+  func remove(jobID: Int64) {
+    if let fd = dirty.removeValue(forKey: jobID) { close(fd) }
+    unlink(path(jobID))
+  }
+
+  private func descriptor(_ jobID: Int64) throws(StoreError) -> Int32 {
+    if let fd = dirty[jobID] { return fd }
+    var fd = open(path(jobID), O_WRONLY | O_CLOEXEC)
+    if fd < 0, errno == ENOENT {
+      fd = open(path(jobID), O_WRONLY | O_CREAT | O_CLOEXEC, 0o640)
+      if fd >= 0 { created = true }
+    }
+    guard fd >= 0 else {
+      throw .write(detail: "\(path(jobID)): \(String(cString: strerror(errno)))")
+    }
+    dirty[jobID] = fd
+    return fd
+  }
+}

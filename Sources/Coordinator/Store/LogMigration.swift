@@ -1,0 +1,62 @@
+import Foundation
+import GRDB
+import Shared
+
+/// Moves logs stored by earlier versions, one `logs` row per line, into log files and
+/// `log_chunks` index rows (migration v6). Runs inside the migration's transaction, so
+/// the rows go only if the index commits; the files are fsynced before it does.
+enum LogMigration {
+  /// Lines per chunk written: the size a worker sends at most.
+  static let linesPerChunk = 8192
+
+  static func moveRowsToFiles(_ db: Database, logFiles: LogFiles) throws {
+    struct Pending {
+      var jobID: Int64
+      var attempt: Int
+      var firstSeq: Int
+      var firstWorkerSeq: Int
+      var chunk = LogChunk()
+      var nextSeq: Int { firstSeq + chunk.count }
+    }
+    var ends: [Int64: Int64] = [:]
+    var pending: Pending?
+    let insert = try db.makeStatement(
+      sql: """
+        INSERT INTO log_chunks (job_id, first_seq, last_seq, attempt, first_wseq, offset, length)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        """)
+    func write(_ chunk: Pending) throws {
+      let offset = ends[chunk.jobID, default: 0]
+      try logFiles.write(jobID: chunk.jobID, offset: offset, bytes: chunk.chunk.bytes)
+      ends[chunk.jobID] = offset + Int64(chunk.chunk.bytes.count)
+      try insert.execute(arguments: [
+        chunk.jobID, chunk.firstSeq, chunk.nextSeq - 1, chunk.attempt, chunk.firstWorkerSeq, offset,
+        chunk.chunk.bytes.count,
+      ])
+    }
+    let rows = try Row.fetchCursor(
+      db, sql: "SELECT job_id, seq, attempt, wseq, stream, time, line FROM logs ORDER BY job_id, seq")
+    while let row = try rows.next() {
+      let jobID: Int64 = row["job_id"]
+      let seq: Int = row["seq"]
+      let attempt: Int = row["attempt"]
+      let workerSeq: Int = row["wseq"]
+      // A chunk holds lines numbered on without a gap, job-wide and in their attempt.
+      if let current = pending,
+        current.jobID != jobID || current.attempt != attempt || current.nextSeq != seq
+          || current.firstWorkerSeq + current.chunk.count != workerSeq
+          || current.chunk.count >= linesPerChunk
+      {
+        try write(current)
+        pending = nil
+      }
+      if pending == nil {
+        pending = Pending(jobID: jobID, attempt: attempt, firstSeq: seq, firstWorkerSeq: workerSeq)
+      }
+      let stream = LogStream(rawValue: row["stream"]) ?? .stdout
+      pending!.chunk.append(stream: stream, time: row["time"], text: row["line"])
+    }
+    if let current = pending { try write(current) }
+    try logFiles.sync()
+  }
+}

@@ -14,6 +14,10 @@ import Shared
 final class JobOutput: @unchecked Sendable {
   private let condition = NSCondition()
   private var records: [UInt8] = []
+  /// The taker's buffer, swapped with `records` when it takes everything, so the copy
+  /// into the chunk happens outside the lock the pipe reader waits on. Only `take` (one
+  /// caller at a time: the agent) touches it.
+  private var spare: [UInt8] = []
   private var lineCount = 0
   /// An announcement is outstanding: the agent will take lines without being told again.
   private var announced = false
@@ -23,7 +27,9 @@ final class JobOutput: @unchecked Sendable {
   let byteCapacity: Int
   private let announce: @Sendable () -> Void
 
-  init(capacity: Int = 8192, byteCapacity: Int = 4 << 20, announce: @escaping @Sendable () -> Void) {
+  /// The byte capacity also bounds a chunk taken whole (by one line, at most
+  /// `--max-log-line`), so a `logBatch` stays far below any `--max-message`.
+  init(capacity: Int = 32_768, byteCapacity: Int = 1 << 20, announce: @escaping @Sendable () -> Void) {
     self.capacity = capacity
     self.byteCapacity = byteCapacity
     self.announce = announce
@@ -32,8 +38,7 @@ final class JobOutput: @unchecked Sendable {
   /// Adds a line. With `blocking` (only from a pipe-reading thread, never the
   /// concurrency pool) it waits while the buffer is full. After `close` lines are dropped:
   /// the attempt is over or was given up, and nothing would deliver them.
-  func append(_ stream: LogStream, _ line: UnsafeBufferPointer<UInt8>, blocking: Bool) {
-    let time = Timestamp.now()
+  func append(_ stream: LogStream, _ line: UnsafeBufferPointer<UInt8>, time: Double, blocking: Bool) {
     condition.lock()
     while blocking, !closed, lineCount >= capacity || records.count >= byteCapacity { condition.wait() }
     guard !closed else {
@@ -50,26 +55,29 @@ final class JobOutput: @unchecked Sendable {
 
   func append(_ stream: LogStream, _ text: String, blocking: Bool) {
     var text = text
-    text.withUTF8 { append(stream, $0, blocking: blocking) }
+    text.withUTF8 { append(stream, $0, time: Timestamp.now(), blocking: blocking) }
   }
 
   /// Takes up to `limit` lines as one chunk. When some remain, the caller owes itself
   /// another turn (`more`); when none do, the next `append` announces again.
   func take(_ limit: Int) -> (chunk: LogChunk, more: Bool) {
     condition.lock()
-    defer { condition.unlock() }
-    let chunk: LogChunk
     if lineCount <= limit {
-      chunk = LogChunk(records: records, count: lineCount)
-      records.removeAll(keepingCapacity: true)
+      swap(&records, &spare)
+      let count = lineCount
       lineCount = 0
       announced = false
-    } else {
-      let end = records.withUnsafeBytes { LogChunk.offset(afterRecords: limit, in: $0) }
-      chunk = LogChunk(records: records[..<end], count: max(0, limit))
-      records.removeFirst(end)
-      lineCount -= max(0, limit)
+      condition.broadcast()
+      condition.unlock()
+      let chunk = LogChunk(records: spare, count: count)
+      spare.removeAll(keepingCapacity: true)
+      return (chunk, false)
     }
+    defer { condition.unlock() }
+    let end = records.withUnsafeBytes { LogChunk.offset(afterRecords: limit, in: $0) }
+    let chunk = LogChunk(records: records[..<end], count: max(0, limit))
+    records.removeFirst(end)
+    lineCount -= max(0, limit)
     condition.broadcast()
     return (chunk, announced)
   }

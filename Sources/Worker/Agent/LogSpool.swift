@@ -14,7 +14,9 @@ import Shared
 /// is still read.) Used from the worker agent only.
 final class LogSpool {
   let directory: String
-  private var buffers: [AttemptRef: Data] = [:]
+  /// What waits to be written, per attempt, in order: small records gathered into one
+  /// piece, a chunk of lines as a piece of its own (written from where it is, not copied).
+  private var buffers: [AttemptRef: [Data]] = [:]
   /// Open for the life of the attempt: one write per flush, not an open per line.
   private var handles: [AttemptRef: FileHandle] = [:]
   private let encoder = WireCoding.encoder
@@ -27,13 +29,22 @@ final class LogSpool {
 
   func assigned(_ job: AssignedJob) { record("A", job, job.ref) }
   func lines(_ ref: AttemptRef, firstSeq: Int, _ chunk: LogChunk) {
-    // In place: copying the buffer out of the dictionary and back would copy everything
-    // recorded since the last flush every time (quadratic; it once was more than half
-    // the worker's time on a chatty job).
-    buffers[ref, default: Data()].append(
-      contentsOf: "K \(firstSeq) \(chunk.count) \(chunk.bytes.count)\n".utf8)
-    buffers[ref, default: Data()].append(chunk.bytes)
-    buffers[ref, default: Data()].append(0x0A)
+    append(Data("K \(firstSeq) \(chunk.count) \(chunk.bytes.count)\n".utf8), ref)
+    append(chunk.bytes, ref)
+    append(Data([0x0A]), ref)
+  }
+
+  private func append(_ data: Data, _ ref: AttemptRef) {
+    // In place: copying the pieces out of the dictionary and back would copy them on
+    // every record (quadratic with one buffer; it once was more than half the worker's
+    // time on a chatty job).
+    if data.count >= 16 * 1024 {
+      buffers[ref, default: []].append(data)
+    } else if let last = buffers[ref]?.last, last.count < 16 * 1024 {
+      buffers[ref]![buffers[ref]!.count - 1].append(data)
+    } else {
+      buffers[ref, default: []].append(data)
+    }
   }
   func finished(_ message: FinishedMessage) {
     record("F", message, AttemptRef(jobID: message.jobID, attempt: message.attempt))
@@ -44,10 +55,7 @@ final class LogSpool {
 
   private func record<T: Encodable>(_ tag: String, _ value: T, _ ref: AttemptRef) {
     guard let body = try? encoder.encode(value) else { return }
-    buffers[ref, default: Data()].append(contentsOf: tag.utf8)
-    buffers[ref, default: Data()].append(0x20)
-    buffers[ref, default: Data()].append(body)
-    buffers[ref, default: Data()].append(0x0A)
+    append(Data((tag + " ").utf8) + body + Data([0x0A]), ref)
   }
 
   /// Writes what was recorded since the last flush; called before anything is sent.
@@ -56,7 +64,7 @@ final class LogSpool {
   @discardableResult
   func flush() -> [String] {
     var failures: [String] = []
-    for (ref, data) in buffers where !data.isEmpty {
+    for (ref, pieces) in buffers where !pieces.isEmpty {
       do {
         if handles[ref] == nil {
           let file = path(ref)
@@ -71,7 +79,7 @@ final class LogSpool {
           handles[ref] = handle
         }
         // The throwing write: the other one traps on a full disk.
-        try handles[ref]?.write(contentsOf: data)
+        for piece in pieces { try handles[ref]?.write(contentsOf: piece) }
       } catch {
         failures.append("\(path(ref)): \(error.localizedDescription)")
       }

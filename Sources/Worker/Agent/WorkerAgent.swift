@@ -115,7 +115,7 @@ public actor WorkerAgent {
   /// stop completes even while the coordinator is behind.
   private var stopping: Set<AttemptRef> = []
   /// Lines taken from one attempt per turn, so messages and ticks interleave with output.
-  private let linesPerTurn = 8192
+  private let linesPerTurn = 32_768
   /// Unacknowledged lines, or bytes, of one attempt above which its output waits (and
   /// the job with it).
   private let heldAboveLines = 200_000
@@ -588,7 +588,7 @@ public actor WorkerAgent {
     context.runtimeTools = runtimeTools
     let events = JobEvents(
       log: { stream, line in output.append(stream, line, blocking: false) },
-      processOutput: { stream, line in output.append(stream, line.bytes, blocking: true) },
+      processOutput: { stream, line in output.append(stream, line.bytes, time: line.time, blocking: true) },
       progress: { state, index, count, locals in sink.yield(.progress(ref, state, index, count, locals)) },
       notify: { text in sink.yield(.notify(ref, text)) })
     let outcome = await ScriptExecutor(context: context, events: events).run()

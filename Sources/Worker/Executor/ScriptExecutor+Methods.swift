@@ -362,8 +362,9 @@ private final class OutputCapture: @unchecked Sendable {
     tail.append(contentsOf: line)
     tail.append(0x0A)
     // Kept: the last line and twice the limit before it, so the cut (mid-line) is
-    // always beyond what `lastLines` returns.
-    if tail.count > 4 * Self.tailLimit + line.count {
+    // always beyond what `lastLines` returns; trimmed rarely, so a chatty job's output
+    // is not moved around more than once.
+    if tail.count > 64 * Self.tailLimit + line.count {
       tail.removeFirst(tail.count - 2 * Self.tailLimit - line.count - 1)
     }
   }

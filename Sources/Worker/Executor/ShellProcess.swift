@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import Subprocess
 import Synchronization
 
@@ -36,7 +37,12 @@ public enum LineStream: String, Sendable, Codable {
 /// millions of lines, and most are copied once, into the log, and never become a String.
 public struct ShellLine {
   public let bytes: UnsafeBufferPointer<UInt8>
-  public init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+  /// When it was read (seconds since 1970): the lines of one read share the time.
+  public let time: Double
+  public init(bytes: UnsafeBufferPointer<UInt8>, time: Double) {
+    self.bytes = bytes
+    self.time = time
+  }
   /// The text, invalid UTF-8 replaced.
   public var text: String { String(decoding: bytes, as: UTF8.self) }
 }
@@ -560,19 +566,20 @@ final class ShellPipeReader: Sendable {
         let count = read(fds[index], &buffer, buffer.count)
         if count > 0 {
           let stream = streams[index]
+          let time = Timestamp.now()
           buffer.withUnsafeBufferPointer { bytes in
             splitters[index].feed(UnsafeBufferPointer(rebasing: bytes[0..<count])) {
-              onLine(stream, ShellLine(bytes: $0))
+              onLine(stream, ShellLine(bytes: $0, time: time))
             }
           }
         } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
           open[index] = false
-          splitters[index].finish { onLine(streams[index], ShellLine(bytes: $0)) }
+          splitters[index].finish { onLine(streams[index], ShellLine(bytes: $0, time: Timestamp.now())) }
         }
       }
     }
     for index in 0..<2 where open[index] {
-      splitters[index].finish { onLine(streams[index], ShellLine(bytes: $0)) }
+      splitters[index].finish { onLine(streams[index], ShellLine(bytes: $0, time: Timestamp.now())) }
     }
     close(stdoutFD)
     close(stderrFD)

@@ -75,7 +75,9 @@ public struct LogChunk: Sendable, Hashable {
 
   public mutating func append(stream: LogStream, time: Double, text: UnsafeBufferPointer<UInt8>) {
     var header = Self.header(stream: stream, time: time, length: text.count)
-    withUnsafeBytes(of: &header) { bytes.append(contentsOf: $0.prefix(Self.headerSize)) }
+    withUnsafeBytes(of: &header) {
+      bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<Self.headerSize]))
+    }
     bytes.append(text)
     count += 1
   }
@@ -86,7 +88,11 @@ public struct LogChunk: Sendable, Hashable {
     to buffer: inout [UInt8], stream: LogStream, time: Double, text: UnsafeBufferPointer<UInt8>
   ) {
     var header = Self.header(stream: stream, time: time, length: text.count)
-    withUnsafeBytes(of: &header) { buffer.append(contentsOf: $0.prefix(Self.headerSize)) }
+    withUnsafeBytes(of: &header) { raw in
+      buffer.append(
+        contentsOf: UnsafeBufferPointer(
+          start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: headerSize))
+    }
     buffer.append(contentsOf: text)
   }
 

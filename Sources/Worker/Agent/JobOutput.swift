@@ -12,16 +12,35 @@ import Shared
 /// job's pipes waits here, the pipe fills, and the job itself blocks on `write` — the
 /// same backpressure a terminal gives a program that prints faster than it scrolls.
 final class JobOutput: @unchecked Sendable {
+  /// Everything the lock guards, in one value: the pipe reader reaches it once per line
+  /// (one exclusivity check instead of one per field).
+  private struct Pending {
+    var records: [UInt8] = []
+    var lineCount = 0
+    /// An announcement is outstanding: the agent will take lines without being told again.
+    var announced = false
+    var closed = false
+
+    func mustWait(capacity: Int, byteCapacity: Int) -> Bool {
+      !closed && (lineCount >= capacity || records.count >= byteCapacity)
+    }
+
+    /// Adds a record; nil when closed (dropped), else whether the agent must be told.
+    mutating func add(_ stream: LogStream, _ line: UnsafeBufferPointer<UInt8>, time: Double) -> Bool? {
+      guard !closed else { return nil }
+      LogChunk.appendRecord(to: &records, stream: stream, time: time, text: line)
+      lineCount += 1
+      defer { announced = true }
+      return !announced
+    }
+  }
+
   private let condition = NSCondition()
-  private var records: [UInt8] = []
-  /// The taker's buffer, swapped with `records` when it takes everything, so the copy
-  /// into the chunk happens outside the lock the pipe reader waits on. Only `take` (one
-  /// caller at a time: the agent) touches it.
+  private var pending = Pending()
+  /// The taker's buffer, swapped with the pending records when it takes everything, so
+  /// the copy into the chunk happens outside the lock the pipe reader waits on. Only
+  /// `take` (one caller at a time: the agent) touches it.
   private var spare: [UInt8] = []
-  private var lineCount = 0
-  /// An announcement is outstanding: the agent will take lines without being told again.
-  private var announced = false
-  private var closed = false
   /// Lines, and bytes of records, held at most before a blocking writer waits.
   let capacity: Int
   let byteCapacity: Int
@@ -40,17 +59,12 @@ final class JobOutput: @unchecked Sendable {
   /// the attempt is over or was given up, and nothing would deliver them.
   func append(_ stream: LogStream, _ line: UnsafeBufferPointer<UInt8>, time: Double, blocking: Bool) {
     condition.lock()
-    while blocking, !closed, lineCount >= capacity || records.count >= byteCapacity { condition.wait() }
-    guard !closed else {
-      condition.unlock()
-      return
+    if blocking {
+      while pending.mustWait(capacity: capacity, byteCapacity: byteCapacity) { condition.wait() }
     }
-    LogChunk.appendRecord(to: &records, stream: stream, time: time, text: line)
-    lineCount += 1
-    let first = !announced
-    announced = true
+    let first = pending.add(stream, line, time: time)
     condition.unlock()
-    if first { announce() }
+    if first == true { announce() }
   }
 
   func append(_ stream: LogStream, _ text: String, blocking: Bool) {
@@ -62,11 +76,11 @@ final class JobOutput: @unchecked Sendable {
   /// another turn (`more`); when none do, the next `append` announces again.
   func take(_ limit: Int) -> (chunk: LogChunk, more: Bool) {
     condition.lock()
-    if lineCount <= limit {
-      swap(&records, &spare)
-      let count = lineCount
-      lineCount = 0
-      announced = false
+    if pending.lineCount <= limit {
+      swap(&pending.records, &spare)
+      let count = pending.lineCount
+      pending.lineCount = 0
+      pending.announced = false
       condition.broadcast()
       condition.unlock()
       let chunk = LogChunk(records: spare, count: count)
@@ -74,18 +88,18 @@ final class JobOutput: @unchecked Sendable {
       return (chunk, false)
     }
     defer { condition.unlock() }
-    let end = records.withUnsafeBytes { LogChunk.offset(afterRecords: limit, in: $0) }
-    let chunk = LogChunk(records: records[..<end], count: max(0, limit))
-    records.removeFirst(end)
-    lineCount -= max(0, limit)
+    let end = pending.records.withUnsafeBytes { LogChunk.offset(afterRecords: limit, in: $0) }
+    let chunk = LogChunk(records: pending.records[..<end], count: max(0, limit))
+    pending.records.removeFirst(end)
+    pending.lineCount -= max(0, limit)
     condition.broadcast()
-    return (chunk, announced)
+    return (chunk, pending.announced)
   }
 
   /// Wakes a blocked writer for good; later lines are dropped.
   func close() {
     condition.lock()
-    closed = true
+    pending.closed = true
     condition.broadcast()
     condition.unlock()
   }

@@ -625,12 +625,7 @@ struct ShellLineSplitter {
       // stays whole. `pending` never holds more than the limit, so this is at least 1.
       let room = maxLineBytes - pending.count + 1
       let scanEnd = min(count, start + room)
-      var end = start
-      while end < scanEnd {
-        let byte = bytes[end]
-        if byte == 0x0A || byte == 0x0D { break }
-        end += 1
-      }
+      let end = Self.lineEnd(bytes, from: start, to: scanEnd)
       if end < scanEnd {
         if pending.isEmpty {
           emit(UnsafeBufferPointer(rebasing: bytes[start..<end]))
@@ -650,6 +645,18 @@ struct ShellLineSplitter {
         index = end
       }
     }
+  }
+
+  /// The first `\n` or `\r` in `bytes[from..<to]`, or `to`: memchr for the newline
+  /// (vectorised; a chatty job's output is gigabytes), then for a carriage return
+  /// before it.
+  static func lineEnd(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int {
+    guard from < to, let base = bytes.baseAddress else { return to }
+    let newline =
+      memchr(base + from, 0x0A, to - from).map { base.distance(to: $0.assumingMemoryBound(to: UInt8.self)) }
+      ?? to
+    guard newline > from, let carriage = memchr(base + from, 0x0D, newline - from) else { return newline }
+    return base.distance(to: carriage.assumingMemoryBound(to: UInt8.self))
   }
 
   mutating func finish(emit: (UnsafeBufferPointer<UInt8>) -> Void) {

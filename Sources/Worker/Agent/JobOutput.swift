@@ -36,7 +36,10 @@ final class JobOutput: @unchecked Sendable {
   }
 
   private let condition = NSCondition()
-  private var pending = Pending()
+  /// Behind a pointer, guarded by `condition`: a stored property would cost a dynamic
+  /// exclusivity check (thread-local bookkeeping) on every line, a few percent of a
+  /// chatty job's whole log path.
+  private let pending: UnsafeMutablePointer<Pending> = .allocate(capacity: 1)
   /// The taker's buffer, swapped with the pending records when it takes everything, so
   /// the copy into the chunk happens outside the lock the pipe reader waits on. Only
   /// `take` (one caller at a time: the agent) touches it.
@@ -52,6 +55,12 @@ final class JobOutput: @unchecked Sendable {
     self.capacity = capacity
     self.byteCapacity = byteCapacity
     self.announce = announce
+    pending.initialize(to: Pending())
+  }
+
+  deinit {
+    pending.deinitialize(count: 1)
+    pending.deallocate()
   }
 
   /// Adds a line. With `blocking` (only from a pipe-reading thread, never the
@@ -60,9 +69,9 @@ final class JobOutput: @unchecked Sendable {
   func append(_ stream: LogStream, _ line: UnsafeBufferPointer<UInt8>, time: Double, blocking: Bool) {
     condition.lock()
     if blocking {
-      while pending.mustWait(capacity: capacity, byteCapacity: byteCapacity) { condition.wait() }
+      while pending.pointee.mustWait(capacity: capacity, byteCapacity: byteCapacity) { condition.wait() }
     }
-    let first = pending.add(stream, line, time: time)
+    let first = pending.pointee.add(stream, line, time: time)
     condition.unlock()
     if first == true { announce() }
   }
@@ -76,11 +85,11 @@ final class JobOutput: @unchecked Sendable {
   /// another turn (`more`); when none do, the next `append` announces again.
   func take(_ limit: Int) -> (chunk: LogChunk, more: Bool) {
     condition.lock()
-    if pending.lineCount <= limit {
-      swap(&pending.records, &spare)
-      let count = pending.lineCount
-      pending.lineCount = 0
-      pending.announced = false
+    if pending.pointee.lineCount <= limit {
+      swap(&pending.pointee.records, &spare)
+      let count = pending.pointee.lineCount
+      pending.pointee.lineCount = 0
+      pending.pointee.announced = false
       condition.broadcast()
       condition.unlock()
       let chunk = LogChunk(records: spare, count: count)
@@ -88,18 +97,18 @@ final class JobOutput: @unchecked Sendable {
       return (chunk, false)
     }
     defer { condition.unlock() }
-    let end = pending.records.withUnsafeBytes { LogChunk.offset(afterRecords: limit, in: $0) }
-    let chunk = LogChunk(records: pending.records[..<end], count: max(0, limit))
-    pending.records.removeFirst(end)
-    pending.lineCount -= max(0, limit)
+    let end = pending.pointee.records.withUnsafeBytes { LogChunk.offset(afterRecords: limit, in: $0) }
+    let chunk = LogChunk(records: pending.pointee.records[..<end], count: max(0, limit))
+    pending.pointee.records.removeFirst(end)
+    pending.pointee.lineCount -= max(0, limit)
     condition.broadcast()
-    return (chunk, pending.announced)
+    return (chunk, pending.pointee.announced)
   }
 
   /// Wakes a blocked writer for good; later lines are dropped.
   func close() {
     condition.lock()
-    pending.closed = true
+    pending.pointee.closed = true
     condition.broadcast()
     condition.unlock()
   }

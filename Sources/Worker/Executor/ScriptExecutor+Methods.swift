@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import Synchronization
 
 extension ScriptExecutor {
   func perform(
@@ -346,45 +347,53 @@ extension ScriptExecutor {
 
 /// Collects a step's output tail and the `on` match for its result; written from
 /// the process's reader thread, read after it is done.
-private final class OutputCapture: @unchecked Sendable {
+private final class OutputCapture: Sendable {
   /// The result keeps the last 64 KiB of output, in whole lines.
   private static let tailLimit = 64 * 1024
-  private let lock = NSLock()
-  /// The latest lines, each ended by a newline; trimmed to the limit only now and then,
-  /// so a line costs a copy and no bookkeeping.
-  private var tail: [UInt8] = []
-  private var event: [String?]?
-  private(set) var eventLine: String?
+
+  private struct State {
+    /// The latest lines, each ended by a newline; trimmed to the limit only now and
+    /// then, so a line costs a copy and no bookkeeping.
+    var tail: [UInt8] = []
+    var event: [String?]?
+    var eventLine: String?
+  }
+
+  /// A `Mutex` rather than a lock beside stored properties: the pipe reader appends
+  /// every line, and stored properties would add a dynamic exclusivity check to each.
+  private let state = Mutex(State())
+
+  var eventLine: String? { state.withLock { $0.eventLine } }
 
   func append(_ line: UnsafeBufferPointer<UInt8>) {
-    lock.lock()
-    defer { lock.unlock() }
-    tail.append(contentsOf: line)
-    tail.append(0x0A)
-    // Kept: the last line and twice the limit before it, so the cut (mid-line) is
-    // always beyond what `lastLines` returns; trimmed rarely, so a chatty job's output
-    // is not moved around more than once.
-    if tail.count > 64 * Self.tailLimit + line.count {
-      tail.removeFirst(tail.count - 2 * Self.tailLimit - line.count - 1)
+    state.withLock { state in
+      state.tail.append(contentsOf: line)
+      state.tail.append(0x0A)
+      // Kept: the last line and twice the limit before it, so the cut (mid-line) is
+      // always beyond what `lastLines` returns; trimmed rarely, so a chatty job's output
+      // is not moved around more than once.
+      if state.tail.count > 64 * Self.tailLimit + line.count {
+        state.tail.removeFirst(state.tail.count - 2 * Self.tailLimit - line.count - 1)
+      }
     }
   }
 
   func setEvent(_ match: [String?], line: String) {
-    lock.lock()
-    defer { lock.unlock() }
-    if event == nil {
-      event = match
-      eventLine = line
+    state.withLock { state in
+      if state.event == nil {
+        state.event = match
+        state.eventLine = line
+      }
     }
   }
 
   var result: JSONValue {
-    lock.lock()
-    defer { lock.unlock() }
-    var object = JSONObject()
-    object["stdout"] = .string(String(decoding: Self.lastLines(tail), as: UTF8.self))
-    object["event"] = event.map { .array($0.map { $0.map(JSONValue.string) ?? .null }) } ?? .null
-    return .object(object)
+    state.withLock { state in
+      var object = JSONObject()
+      object["stdout"] = .string(String(decoding: Self.lastLines(state.tail), as: UTF8.self))
+      object["event"] = state.event.map { .array($0.map { $0.map(JSONValue.string) ?? .null }) } ?? .null
+      return .object(object)
+    }
   }
 
   /// The whole lines in the last `tailLimit` bytes (at least the last line, however long),

@@ -58,7 +58,10 @@ let package = Package(
       swiftSettings: strict
     ),
     .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
-    .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Shared"], swiftSettings: strict),
+    .testTarget(
+      name: "CoordinatorTests",
+      dependencies: ["Coordinator", "Shared", .product(name: "GRDB", package: "GRDB.swift")],
+      swiftSettings: strict),
     .testTarget(name: "WorkerTests", dependencies: ["Worker", "Shared"], swiftSettings: strict),
     // The CLI's renderers and argument checks, through `@testable import pinpool`.
     .testTarget(

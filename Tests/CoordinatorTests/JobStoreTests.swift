@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @testable import Coordinator
@@ -194,6 +195,86 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(again.error == nil)
     #expect(again.step == StepView(index: 0, count: 0))
     #expect(again.worker == "b")
+  }
+
+  @Test func logLinesLiveInAFilePerJobAndBytesNothingIndexesAreOverwritten() throws {
+    let dir = try TempStoreDirectory()
+    do {
+      let store = try dir.open()
+      try store.apply([
+        .insertJobs([row(1), row(2)], bundleHash: "h", bundle: [1]),
+        appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
+        appendLogs(jobID: 2, attempt: 1, firstJobSeq: 1, lines: lines(1...1, prefix: "other")),
+      ])
+      #expect(FileManager.default.fileExists(atPath: store.logFiles.path(1)))
+    }
+    // A crash after the bytes were written and before their index rows committed: the
+    // file is longer than the index says.
+    let file = dir.path + "/logs/1.log"
+    let handle = try #require(FileHandle(forWritingAtPath: file))
+    try handle.seekToEnd()
+    try handle.write(contentsOf: Data(repeating: 0xEE, count: 100))
+    try handle.close()
+
+    let store = try dir.open()
+    try store.apply([appendLogs(jobID: 1, attempt: 1, firstJobSeq: 4, lines: lines(4...5))])
+    let log = try store.logs(jobID: 1, since: 0, limit: 100)
+    #expect(log.map(\.seq) == [1, 2, 3, 4, 5])
+    #expect(log.map(\.line) == (1...5).map { "line \($0)" })
+    #expect(log.map(\.stream) == [.stdout, .stderr, .stdout, .stderr, .stdout])
+    #expect(try store.logs(jobID: 1, since: 2, limit: 2).map(\.seq) == [3, 4])
+    #expect(try store.logs(jobID: 2, since: 0, limit: 100).map(\.line) == ["other 1"])
+    // A file that lost data is an error that says so, not lines made up.
+    try FileHandle(forWritingAtPath: file)?.truncate(atOffset: 20)
+    #expect(throws: StoreError.self) { try store.logs(jobID: 1, since: 0, limit: 100) }
+  }
+
+  @Test func logRowsOfAnEarlierVersionMoveToFiles() throws {
+    let dir = try TempStoreDirectory()
+    do {
+      _ = try dir.open()
+    }
+    // Turn the store back into one an earlier version (v5) wrote: a row per line.
+    let queue = try DatabaseQueue(path: dir.path + "/pinpool.sqlite")
+    try queue.write { db in
+      try db.execute(sql: "DROP TABLE log_chunks")
+      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v6-log-files'")
+      try db.execute(
+        sql: """
+          CREATE TABLE logs (
+            job_id INTEGER NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL, wseq INTEGER NOT NULL,
+            stream TEXT NOT NULL, time REAL NOT NULL, line TEXT NOT NULL, PRIMARY KEY (job_id, seq)
+          ) WITHOUT ROWID
+          """)
+      // Job 1: attempt 1 printed two lines, attempt 2 three; job 2 one line.
+      let rows: [(Int64, Int, Int, Int, String, String)] = [
+        (1, 1, 1, 1, "stdout", "a1"), (1, 2, 1, 2, "stderr", "a2"),
+        (1, 3, 2, 1, "pinpool", "b1"), (1, 4, 2, 2, "stdout", "b2"), (1, 5, 2, 3, "stdout", "b3 ✓"),
+        (2, 1, 1, 1, "stdout", "c1"),
+      ]
+      for (job, seq, attempt, wseq, stream, line) in rows {
+        try db.execute(
+          sql: "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?)",
+          arguments: [job, seq, attempt, wseq, stream, 1_000 + Double(seq), line])
+      }
+    }
+    try FileManager.default.removeItem(atPath: dir.path + "/logs")
+
+    let store = try dir.open()
+    let log = try store.logs(jobID: 1, since: 0, limit: 100)
+    #expect(log.map(\.seq) == [1, 2, 3, 4, 5])
+    #expect(log.map(\.line) == ["a1", "a2", "b1", "b2", "b3 ✓"])
+    #expect(log.map(\.attempt) == [1, 1, 2, 2, 2])
+    #expect(log.map(\.stream) == [.stdout, .stderr, .pinpool, .stdout, .stdout])
+    #expect(log.first?.time == Timestamp.iso(1_001))
+    #expect(try store.logs(jobID: 2, since: 0, limit: 100).map(\.line) == ["c1"])
+    let tables = try queue.read {
+      try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    #expect(!tables.contains("logs"))
+    // Appending goes on where the moved log ends.
+    try store.apply([appendLogs(jobID: 1, attempt: 2, firstJobSeq: 6, lines: lines(4...4))])
+    #expect(try store.logs(jobID: 1, since: 5, limit: 100).map(\.line) == ["line 4"])
   }
 
   @Test func duplicateLogSequenceNumbersAreStoredOnce() throws {

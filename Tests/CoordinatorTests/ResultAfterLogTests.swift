@@ -59,7 +59,17 @@ struct LogGapTests {
     }
     #expect(stored(batch(3...4)).isEmpty, "lines 1-2 were lost: nothing after the gap is stored")
     #expect(stored(batch(1...4)) == [1, 2, 3, 4])
-    #expect(stored(batch(2...5)) == [5])
+    let overlapping = batch(2...5)
+    #expect(stored(overlapping) == [5])
+    // Only the new line's bytes are stored, numbered on from the job's log.
+    let change = overlapping.compactMap { action -> (Int, LogChunk)? in
+      if case .store(.appendLogChunk(_, _, let firstJobSeq, _, let chunk)) = action {
+        return (firstJobSeq, chunk)
+      }
+      return nil
+    }.first
+    #expect(change?.0 == 5)
+    #expect(change?.1.lines(firstSeq: 5).map(\.line) == ["l5"])
     #expect(core.logCursor(jobID: 1)?.workerSeq == 5)
   }
 }

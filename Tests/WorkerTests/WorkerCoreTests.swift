@@ -155,6 +155,33 @@ private struct Harness {
     #expect(h.core.attempts[ref]?.unacked.isEmpty == true)
   }
 
+  @Test func chunksTakenWholeAreSentWholeAndAPartAckKeepsTheRest() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    // What the agent takes from a job's output: one chunk of many lines.
+    let chunk = LogChunk((1...6).map { (.stdout, 1, "l\($0)") })
+    #expect(h.core.log(ref, chunk) == 1)
+    #expect(h.core.log(ref, LogChunk([(.stderr, 2, "l7")])) == 7)
+    let sent = h.tick(0.1)
+    #expect(try sent.loggedSeqs == [1, 2, 3, 4, 5, 6, 7])
+    #expect(try sent.loggedLines.map(\.line) == (1...7).map { "l\($0)" })
+    #expect(try sent.loggedLines.last?.stream == .stderr)
+    // The coordinator acknowledges part way into the first chunk (it held some lines
+    // from before a reconnect): the rest is kept, and goes again after a reconnect.
+    h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 4))
+    let attempt = try #require(h.core.attempts[ref])
+    #expect(attempt.unacked.map(\.firstSeq) == [5, 7])
+    #expect(attempt.unackedLines == 3)
+    #expect(attempt.unackedBytes == attempt.unacked.reduce(0) { $0 + $1.chunk.bytes.count })
+    #expect(attempt.unacked[0].chunk.lines(firstSeq: 5).map(\.line) == ["l5", "l6"])
+    #expect(try h.registered().loggedSeqs == [5, 6, 7])
+    // An acknowledgement beyond what was sent (never from a sane coordinator) empties it.
+    h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 99))
+    #expect(h.core.attempts[ref]?.unacked.isEmpty == true)
+    #expect(h.core.attempts[ref]?.unackedBytes == 0)
+    #expect(h.core.attempts[ref]?.acked == 7)
+  }
+
   @Test func fullBatchesGoOutWithoutWaitingForATick() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))

@@ -56,9 +56,13 @@ while time.time() < deadline:
 end = time.time()
 count = chars = 0
 with open(f"{logs}/{job}.log", "rb") as f:
-    for offset, length in c.execute("select offset, length from log_chunks where job_id = ? order by first_seq", (job,)):
-        f.seek(offset)
-        chunk = f.read(length)
+    rows = "select offset, length, data from log_chunks where job_id = ? order by first_seq"
+    for offset, length, data in c.execute(rows, (job,)):
+        if offset is None:  # a small chunk, kept in its index row
+            chunk = data
+        else:
+            f.seek(offset)
+            chunk = f.read(length)
         at = 0
         while at < length:
             stream, size = struct.unpack_from("<BI", chunk, at)

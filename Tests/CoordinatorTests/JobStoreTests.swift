@@ -197,16 +197,20 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(again.worker == "b")
   }
 
-  @Test func logLinesLiveInAFilePerJobAndBytesNothingIndexesAreOverwritten() throws {
+  @Test func chattyLogsLiveInAFilePerJobAndBytesNothingIndexesAreOverwritten() throws {
     let dir = try TempStoreDirectory()
+    // Lines of 6,000 bytes: three make a chunk over the inline limit, so it goes to a file.
+    let long = String(repeating: "x", count: 6_000)
     do {
       let store = try dir.open()
       try store.apply([
         .insertJobs([row(1), row(2)], bundleHash: "h", bundle: [1]),
-        appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3)),
+        appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3, prefix: long)),
         appendLogs(jobID: 2, attempt: 1, firstJobSeq: 1, lines: lines(1...1, prefix: "other")),
       ])
       #expect(FileManager.default.fileExists(atPath: store.logFiles.path(1)))
+      // A job that prints little keeps its lines in the store: no file of its own.
+      #expect(!FileManager.default.fileExists(atPath: store.logFiles.path(2)))
     }
     // A crash after the bytes were written and before their index rows committed: the
     // file is longer than the index says.
@@ -217,11 +221,14 @@ private func noReason(_: Int64) -> String? { nil }
     try handle.close()
 
     let store = try dir.open()
-    try store.apply([appendLogs(jobID: 1, attempt: 1, firstJobSeq: 4, lines: lines(4...5))])
+    try store.apply([
+      appendLogs(jobID: 1, attempt: 1, firstJobSeq: 4, lines: lines(4...5, prefix: long)),
+      appendLogs(jobID: 1, attempt: 1, firstJobSeq: 6, lines: lines(6...6, prefix: "short")),
+    ])
     let log = try store.logs(jobID: 1, since: 0, limit: 100)
-    #expect(log.map(\.seq) == [1, 2, 3, 4, 5])
-    #expect(log.map(\.line) == (1...5).map { "line \($0)" })
-    #expect(log.map(\.stream) == [.stdout, .stderr, .stdout, .stderr, .stdout])
+    #expect(log.map(\.seq) == [1, 2, 3, 4, 5, 6])
+    #expect(log.map(\.line) == (1...5).map { "\(long) \($0)" } + ["short 6"])
+    #expect(log.map(\.stream) == [.stdout, .stderr, .stdout, .stderr, .stdout, .stderr])
     #expect(try store.logs(jobID: 1, since: 2, limit: 2).map(\.seq) == [3, 4])
     #expect(try store.logs(jobID: 2, since: 0, limit: 100).map(\.line) == ["other 1"])
     // A file that lost data is an error that says so, not lines made up.

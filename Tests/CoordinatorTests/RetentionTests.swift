@@ -21,7 +21,8 @@ struct RetentionTests {
     try store.apply([.insertJobs([row(1), row(2), row(3), row(4)], bundleHash: "h1", bundle: [1, 2, 3])])
     try store.apply([
       .appendLogChunk(
-        jobID: 1, attempt: 1, firstJobSeq: 1, firstWorkerSeq: 1, chunk: LogChunk([(.stdout, 1, "x")])),
+        jobID: 1, attempt: 1, firstJobSeq: 1, firstWorkerSeq: 1,
+        chunk: LogChunk([(.stdout, 1, String(repeating: "x", count: 20_000))])),
       .jobFinished(id: 1, attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil, at: 100),
       .jobFinished(id: 2, attempt: 1, state: .failed, exitCode: 1, error: "e", locals: nil, at: 100),
       .jobFinished(id: 3, attempt: 1, state: .cancelled, exitCode: nil, error: nil, locals: nil, at: 900),

@@ -142,10 +142,12 @@ final class JobStore {
             last_seq INTEGER NOT NULL,
             attempt INTEGER NOT NULL,
             first_wseq INTEGER NOT NULL,
-            offset INTEGER NOT NULL,
+            -- The chunk's bytes: at `offset` in the job's log file, or (small ones) in `data`.
+            offset INTEGER,
             length INTEGER NOT NULL,
+            data BLOB,
             PRIMARY KEY (job_id, first_seq)
-          ) WITHOUT ROWID
+          )
           """)
       try LogMigration.moveRowsToFiles(db, logFiles: LogFiles(directory: logDirectory))
       try db.execute(sql: "DROP TABLE logs")
@@ -158,7 +160,7 @@ final class JobStore {
   func apply(_ changes: [StoreChange]) throws(StoreError) {
     guard !changes.isEmpty else { return }
     // Log bytes first, durable before the rows that index them commit.
-    var placed: [Int: (offset: Int64, change: StoreChange)] = [:]
+    var placed: [Int: (offset: Int64?, change: StoreChange)] = [:]
     for (index, change) in changes.enumerated() {
       guard
         case .appendLogChunk(let jobID, let attempt, let firstJobSeq, let firstWorkerSeq, var chunk) = change
@@ -170,10 +172,18 @@ final class JobStore {
       if held > 0 { chunk = chunk.dropping(first: held) }
       guard chunk.count > 0 else { continue }
       let skipped = max(0, held)
-      try logFiles.write(jobID: jobID, offset: end.offset, bytes: chunk.bytes)
-      logEnds[jobID] = (end.offset + Int64(chunk.bytes.count), firstJobSeq + skipped + chunk.count)
+      // A small chunk goes in its index row: a file per job for a job that prints a line
+      // would cost a file creation and two fsyncs (file and folder) per job.
+      var offset: Int64?
+      if chunk.bytes.count >= LogFiles.inlineLimit {
+        try logFiles.write(jobID: jobID, offset: end.offset, bytes: chunk.bytes)
+        offset = end.offset
+      }
+      logEnds[jobID] = (
+        end.offset + Int64(offset == nil ? 0 : chunk.bytes.count), firstJobSeq + skipped + chunk.count
+      )
       placed[index] = (
-        end.offset,
+        offset,
         .appendLogChunk(
           jobID: jobID, attempt: attempt, firstJobSeq: firstJobSeq + skipped,
           firstWorkerSeq: firstWorkerSeq + skipped, chunk: chunk)
@@ -215,17 +225,18 @@ final class JobStore {
     return end
   }
 
-  private func indexLogChunk(_ change: StoreChange, offset: Int64, _ db: Database) throws {
+  private func indexLogChunk(_ change: StoreChange, offset: Int64?, _ db: Database) throws {
     guard
       case .appendLogChunk(let jobID, let attempt, let firstJobSeq, let firstWorkerSeq, let chunk) = change
     else { return }
     try db.cachedStatement(
       sql: """
-        INSERT INTO log_chunks (job_id, first_seq, last_seq, attempt, first_wseq, offset, length)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO log_chunks (job_id, first_seq, last_seq, attempt, first_wseq, offset, length, data)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         """
     ).execute(arguments: [
       jobID, firstJobSeq, firstJobSeq + chunk.count - 1, attempt, firstWorkerSeq, offset, chunk.bytes.count,
+      offset == nil ? chunk.bytes : nil,
     ])
   }
 
@@ -515,7 +526,7 @@ final class JobStore {
         try Row.fetchAll(
           db,
           sql: """
-            SELECT first_seq, attempt, offset, length FROM log_chunks
+            SELECT first_seq, attempt, offset, length, data FROM log_chunks
             WHERE job_id = ? AND last_seq > ? ORDER BY first_seq LIMIT 16
             """,
           arguments: [jobID, after])
@@ -524,12 +535,18 @@ final class JobStore {
       for row in rows where result.count < limit {
         let firstSeq: Int = row["first_seq"]
         let attempt: Int = row["attempt"]
-        let bytes = try logFiles.read(jobID: jobID, offset: row["offset"], length: row["length"])
+        let offset: Int64? = row["offset"]
+        let bytes: Data =
+          if let offset {
+            try logFiles.read(jobID: jobID, offset: offset, length: row["length"])
+          } else {
+            row["data"] ?? Data()
+          }
         let chunk: LogChunk
         do {
           chunk = try LogChunk(validating: bytes)
         } catch {
-          throw .read(detail: "\(logFiles.path(jobID)) at \(row["offset"] as Int64): \(error)")
+          throw .read(detail: "job \(jobID)'s log at line \(firstSeq): \(error)")
         }
         var seq = firstSeq
         chunk.forEach { stream, time, text in

@@ -1,8 +1,9 @@
 import Foundation
 import Shared
 
-/// Where the coordinator keeps log lines: one append-only file per job in `DATA/logs/`,
-/// holding the `LogChunk`s as they arrived, back to back. The `log_chunks` table in
+/// Where the coordinator keeps the log lines of chatty jobs: one append-only file per job
+/// in `DATA/logs/`, holding the `LogChunk`s as they arrived, back to back (chunks under
+/// `inlineLimit` stay in SQLite, in their index row). The `log_chunks` table in
 /// SQLite indexes them (job, sequence numbers, offset, length) and is the truth: the
 /// store writes and fsyncs the bytes first and commits their index rows after, so a
 /// crash in between leaves only bytes past the indexed end, which nothing reads and the
@@ -13,6 +14,10 @@ import Shared
 /// twice (log, then checkpoint). A file is written once.
 /// Used from the coordinator's loop thread only, like the store.
 final class LogFiles {
+  /// Chunks smaller than this stay in their index row (`log_chunks.data`): a job that
+  /// prints a few lines must not cost a file and its fsyncs.
+  static let inlineLimit = 16 * 1024
+
   let directory: String
   /// Files written since the last `sync`, open.
   private var dirty: [Int64: Int32] = [:]

@@ -22,16 +22,19 @@ enum LogMigration {
     var pending: Pending?
     let insert = try db.makeStatement(
       sql: """
-        INSERT INTO log_chunks (job_id, first_seq, last_seq, attempt, first_wseq, offset, length)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO log_chunks (job_id, first_seq, last_seq, attempt, first_wseq, offset, length, data)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         """)
     func write(_ chunk: Pending) throws {
-      let offset = ends[chunk.jobID, default: 0]
-      try logFiles.write(jobID: chunk.jobID, offset: offset, bytes: chunk.chunk.bytes)
-      ends[chunk.jobID] = offset + Int64(chunk.chunk.bytes.count)
+      var offset: Int64?
+      if chunk.chunk.bytes.count >= LogFiles.inlineLimit {
+        offset = ends[chunk.jobID, default: 0]
+        try logFiles.write(jobID: chunk.jobID, offset: offset!, bytes: chunk.chunk.bytes)
+        ends[chunk.jobID] = offset! + Int64(chunk.chunk.bytes.count)
+      }
       try insert.execute(arguments: [
         chunk.jobID, chunk.firstSeq, chunk.nextSeq - 1, chunk.attempt, chunk.firstWorkerSeq, offset,
-        chunk.chunk.bytes.count,
+        chunk.chunk.bytes.count, offset == nil ? chunk.chunk.bytes : nil,
       ])
     }
     let rows = try Row.fetchCursor(

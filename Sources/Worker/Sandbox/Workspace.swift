@@ -30,10 +30,12 @@ public struct Workspace: Sendable {
     try validate(jobID: jobID)
     guard attempt >= 0 else { throw WorkspaceError("attempt \(attempt) is negative") }
     let jobs = workerRoot + "/jobs"
-    do {
-      try FileManager.default.createDirectory(atPath: jobs, withIntermediateDirectories: true)
-    } catch {
-      throw WorkspaceError("cannot create the jobs folder '\(jobs)': \(error.localizedDescription)")
+    if mkdir(jobs, 0o755) != 0, errno != EEXIST {
+      do {
+        try FileManager.default.createDirectory(atPath: jobs, withIntermediateDirectories: true)
+      } catch {
+        throw WorkspaceError("cannot create the jobs folder '\(jobs)': \(error.localizedDescription)")
+      }
     }
     let path = Confinement(root: jobs).root + "/\(jobID)-\(attempt)"
     // Left over from an earlier run of the worker (a crash before cleanup): start clean,

@@ -69,6 +69,33 @@ import Testing
     }
   }
 
+  @Test func daemonsRefuseBadFlagValuesAsUsageErrors() throws {
+    try withPool { pool in
+      let data = pool.directory.appendingPathComponent("never").path
+      let bind = "tcp://127.0.0.1:\(Pool.freePort())"
+      let cases: [([String], String)] = [
+        (["coordinator", "--max-bundle", "lots"], "--max-bundle/--max-message"),
+        (["coordinator", "--max-message", "1MiB", "--max-bundle", "2MiB"], "must be larger than --max-bundle"),
+        (["coordinator", "--artifact-limit", "-1"], "--artifact-limit"),
+        (["coordinator", "--artifact-pool-limit", "x"], "--artifact-pool-limit"),
+        (["coordinator", "--submit-rate", "-1"], "--submit-rate"),
+        (["coordinator", "--retention", "forever"], "--retention"),
+        (["worker", "--upload-rate", "fast"], "--upload-rate"),
+        (["worker", "--upload-rate", "0"], "--upload-rate"),
+        (["worker", "--max-log-line", "12"], "--max-log-line"),
+        (["worker", "--cache-budget", "big"], "--cache-budget"),
+      ]
+      for (arguments, expected) in cases {
+        let place = arguments[0] == "coordinator" ? ["--data", data, "--bind", bind] : ["--root", data]
+        let result = pool.cli(arguments + place, timeout: 30)
+        #expect(result.status == 2, "\(arguments): \(result.status) \(result.stderr)")
+        #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+      }
+      // Refused before anything was made.
+      #expect(!FileManager.default.fileExists(atPath: data))
+    }
+  }
+
   @Test func anUnreachableCoordinatorIsAClearErrorWithinSeconds() throws {
     try withPool { pool in
       let endpoint = "tcp://127.0.0.1:\(Pool.freePort())"

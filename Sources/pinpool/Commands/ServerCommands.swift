@@ -74,25 +74,25 @@ struct CoordinatorCommand: AsyncParsableCommand {
       limits.maxBundleBytes = Int(try ByteSize(parsing: maxBundle).bytes)
       limits.maxMessageBytes = try ByteSize(parsing: maxMessage).bytes
     } catch {
-      throw CLIError("--max-bundle/--max-message: \(error)")
+      throw CLIError.usage("--max-bundle/--max-message: \(error)")
     }
     guard limits.maxMessageBytes > Int64(limits.maxBundleBytes) else {
-      throw CLIError(
+      throw CLIError.usage(
         "--max-message (\(maxMessage)) must be larger than --max-bundle (\(maxBundle)): a bundle travels in one frame"
       )
     }
     guard submitRate >= 0, submitBurst >= 1 else {
-      throw CLIError("--submit-rate must be 0 or more and --submit-burst 1 or more")
+      throw CLIError.usage("--submit-rate must be 0 or more and --submit-burst 1 or more")
     }
     limits.submitRate = submitRate
     limits.submitBurst = submitBurst
     do { limits.artifacts.perJob = try ByteSize(parsing: artifactLimit).bytes } catch {
-      throw CLIError("--artifact-limit: \(error)")
+      throw CLIError.usage("--artifact-limit: \(error)")
     }
     guard artifactFiles >= 1 else { throw CLIError.usage("--artifact-files must be 1 or more") }
     limits.artifacts.filesPerJob = artifactFiles
     do { limits.artifacts.pool = try ByteSize(parsing: artifactPoolLimit).bytes } catch {
-      throw CLIError("--artifact-pool-limit: \(error)")
+      throw CLIError.usage("--artifact-pool-limit: \(error)")
     }
     let logger = makeLogger("coordinator")
     let context = ZMQContext()
@@ -229,12 +229,12 @@ struct WorkerCommand: AsyncParsableCommand {
     if let uploadRate {
       do {
         let rate = try ByteSize(parsing: uploadRate).bytes
-        guard rate > 0 else { throw CLIError("--upload-rate must be more than 0 bytes per second") }
+        guard rate > 0 else { throw CLIError.usage("--upload-rate must be more than 0 bytes per second") }
         configuration.uploadRate = rate
       } catch let error as CLIError {
         throw error
       } catch {
-        throw CLIError("--upload-rate: \(error)")
+        throw CLIError.usage("--upload-rate: \(error)")
       }
     }
     if let cacheBudget {
@@ -262,9 +262,9 @@ struct WorkerCommand: AsyncParsableCommand {
   /// (a line must fit in a log batch with room to spare).
   static func maxLineBytes(_ text: String) throws -> Int {
     let bytes: Int64
-    do { bytes = try ByteSize(parsing: text).bytes } catch { throw CLIError("--max-log-line: \(error)") }
+    do { bytes = try ByteSize(parsing: text).bytes } catch { throw CLIError.usage("--max-log-line: \(error)") }
     guard (1024...16 * 1024 * 1024).contains(bytes) else {
-      throw CLIError("--max-log-line: \(text) is outside 1KiB...16MiB")
+      throw CLIError.usage("--max-log-line: \(text) is outside 1KiB...16MiB")
     }
     return Int(bytes)
   }

@@ -75,7 +75,10 @@ import Testing
       let bind = "tcp://127.0.0.1:\(Pool.freePort())"
       let cases: [([String], String)] = [
         (["coordinator", "--max-bundle", "lots"], "--max-bundle/--max-message"),
-        (["coordinator", "--max-message", "1MiB", "--max-bundle", "2MiB"], "must be larger than --max-bundle"),
+        (
+          ["coordinator", "--max-message", "5MiB", "--max-bundle", "6MiB"], "must be larger than --max-bundle"
+        ),
+        (["coordinator", "--max-message", "1MiB", "--max-bundle", "512KiB"], "must be at least 4MiB"),
         (["coordinator", "--artifact-limit", "-1"], "--artifact-limit"),
         (["coordinator", "--artifact-pool-limit", "x"], "--artifact-pool-limit"),
         (["coordinator", "--submit-rate", "-1"], "--submit-rate"),

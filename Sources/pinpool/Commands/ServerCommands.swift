@@ -29,7 +29,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
   @Flag(help: "Allow a non-loopback bind without keys.") var insecure = false
   @Option(
     help: ArgumentHelp(
-      "Largest frame accepted, e.g. 65MiB; a larger one drops its connection.", valueName: "size"))
+      "Largest frame accepted, e.g. 65MiB (at least 4MiB: log batches are up to about 1MiB); a larger one drops its connection.",
+      valueName: "size"))
   var maxMessage: String = "65MiB"
   @Option(help: ArgumentHelp("Largest job bundle accepted, e.g. 64MiB.", valueName: "size"))
   var maxBundle: String = "64MiB"
@@ -75,6 +76,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
       limits.maxMessageBytes = try ByteSize(parsing: maxMessage).bytes
     } catch {
       throw CLIError.usage("--max-bundle/--max-message: \(error)")
+    }
+    // Workers send log lines in batches of up to about 1 MiB (a chunk as taken from a
+    // job's output, at most one long line over); a smaller limit would drop every chatty
+    // worker's connection over and over.
+    guard limits.maxMessageBytes >= 4 << 20 else {
+      throw CLIError.usage(
+        "--max-message (\(maxMessage)) must be at least 4MiB: workers send log lines in batches of up to about 1MiB"
+      )
     }
     guard limits.maxMessageBytes > Int64(limits.maxBundleBytes) else {
       throw CLIError.usage(
@@ -262,7 +271,9 @@ struct WorkerCommand: AsyncParsableCommand {
   /// (a line must fit in a log batch with room to spare).
   static func maxLineBytes(_ text: String) throws -> Int {
     let bytes: Int64
-    do { bytes = try ByteSize(parsing: text).bytes } catch { throw CLIError.usage("--max-log-line: \(error)") }
+    do { bytes = try ByteSize(parsing: text).bytes } catch {
+      throw CLIError.usage("--max-log-line: \(error)")
+    }
     guard (1024...16 * 1024 * 1024).contains(bytes) else {
       throw CLIError.usage("--max-log-line: \(text) is outside 1KiB...16MiB")
     }

@@ -55,6 +55,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var artifactFiles: Int = 1000
 
   func run() async throws {
+    LargeFrameMemory.configure()
     var serverKeys: ServerKeys?
     if let keys {
       guard CurveKeyPair.isSupported else {
@@ -184,6 +185,7 @@ struct WorkerCommand: AsyncParsableCommand {
   var uploadRate: String?
 
   func run() async throws {
+    LargeFrameMemory.configure()
     let configuration = try makeConfiguration()
     if probe {
       let (advert, warnings) = try await WorkerProbe.advert(configuration: configuration)

@@ -236,6 +236,29 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(throws: StoreError.self) { try store.logs(jobID: 1, since: 0, limit: 100) }
   }
 
+  @Test func anIndexThatDisagreesWithItsBytesIsAnErrorNotALoop() throws {
+    let dir = try TempStoreDirectory()
+    let long = String(repeating: "y", count: 9_000)
+    let store = try dir.open()
+    try store.apply([
+      .insertJobs([row(1), row(2), row(3)], bundleHash: "h", bundle: [1]),
+      appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...2)),
+      appendLogs(jobID: 2, attempt: 1, firstJobSeq: 1, lines: lines(1...2, prefix: long)),
+      appendLogs(jobID: 3, attempt: 1, firstJobSeq: 1, lines: lines(1...1)),
+    ])
+    let queue = try DatabaseQueue(path: dir.path + "/pinpool.sqlite")
+    try queue.write { db in
+      // Job 1's row claims more lines than its bytes hold; job 2's a negative length;
+      // job 3's names no bytes at all.
+      try db.execute(sql: "UPDATE log_chunks SET last_seq = last_seq + 5 WHERE job_id = 1")
+      try db.execute(sql: "UPDATE log_chunks SET length = -5 WHERE job_id = 2")
+      try db.execute(sql: "UPDATE log_chunks SET data = NULL WHERE job_id = 3")
+    }
+    for job: Int64 in [1, 2, 3] {
+      #expect(throws: StoreError.self) { try store.logs(jobID: job, since: 0, limit: 100) }
+    }
+  }
+
   @Test func logRowsOfAnEarlierVersionMoveToFiles() throws {
     let dir = try TempStoreDirectory()
     do {

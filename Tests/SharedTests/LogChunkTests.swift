@@ -71,9 +71,11 @@ import Testing
     badStream[badStream.startIndex] = 7
     #expect(problem(badStream) == "log chunk, byte 0: unknown stream code 7 (expected 0, 1 or 2)")
     var badTime = LogChunk([(.stdout, .nan, "x")]).bytes
-    #expect(problem(badTime) == "log chunk, byte 0: the time is not a finite number")
-    badTime = LogChunk([(.stdout, .infinity, "x")]).bytes
-    #expect(problem(badTime) != nil)
+    #expect(problem(badTime) == "log chunk, byte 0: the time is not a plausible number of seconds since 1970")
+    for time in [Double.infinity, 1e300, -1e12] {
+      badTime = LogChunk([(.stdout, time, "x")]).bytes
+      #expect(problem(badTime) != nil, "\(time)")
+    }
     #expect(problem(good, count: 3) == "log chunk, byte \(good.count): holds 4 lines, the header says 3")
     // A length that would overflow an offset is refused, not trusted.
     var huge = LogChunk([(.stdout, 1, "x")]).bytes

@@ -501,7 +501,7 @@ fileprivate func randomMessage(using rng: inout SplitMix64) -> GeneratedMessage 
     for _ in 0..<Int.random(in: 0...4, using: &rng) {
       chunk.append(
         stream: [LogStream.stdout, .stderr, .pinpool].randomElement(using: &rng)!,
-        time: randomDouble(using: &rng), text: s(&rng))
+        time: Double.random(in: -1e10...1e10, using: &rng), text: s(&rng))
     }
     // A payload its header describes (a mutation of the frames below breaks it).
     return make(

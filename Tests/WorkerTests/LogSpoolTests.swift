@@ -106,6 +106,64 @@ struct LogSpoolTests {
     #expect(types == [.logBatch, .finished, .cleanup])
   }
 
+  @Test func aResultWaitsBehindARestoredLogLargerThanTheWindow() throws {
+    let advert = WorkerAdvert(
+      id: "w-1", name: "w",
+      host: HostInfo(cpuCores: 1, memoryTotal: 1, platform: "linux", arch: "x64", hostname: "h"),
+      gpus: [], diskFree: 1, slots: 1, labels: [:])
+    var core = WorkerCore(advert: advert, heartbeatInterval: 1, liveness: 3, now: 0)
+    core.maxInFlightLines = 2
+    core.maxBatchLines = 2
+    let assigned = job("7", 1)
+    core.restore(
+      job: assigned,
+      chunks: (1...5).map {
+        WorkerCore.NumberedChunk(firstSeq: $0, chunk: LogChunk([(.stdout, 1, "line \($0)")]))
+      },
+      finished: FinishedMessage(
+        workerID: "w-1", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+        lastLogSeq: 5),
+      cleanup: nil)
+    core.start(now: 0)
+    _ = core.takeActions()
+    func sent(_ actions: [WorkerCore.Action]) -> [MessageType] {
+      actions.compactMap { if case .send(let e) = $0 { e.type } else { nil } }
+    }
+    core.received(
+      WireEnvelope(.registered, RegisteredMessage(heartbeatInterval: 1, liveness: 3, stopAttempts: [])),
+      now: 0)
+    // Two lines fit the window; the result waits behind the other three.
+    #expect(sent(core.takeActions()) == [.logBatch])
+    core.received(WireEnvelope(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 2)), now: 0.1)
+    #expect(sent(core.takeActions()) == [.logBatch])
+    core.received(WireEnvelope(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 4)), now: 0.2)
+    #expect(sent(core.takeActions()) == [.logBatch])
+    core.received(WireEnvelope(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 5)), now: 0.3)
+    #expect(sent(core.takeActions()) == [.finished])
+  }
+
+  @Test func aCorruptSpoolIsReadAsFarAsItGoesAndNeverTraps() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let assignment = try String(decoding: WireCoding.encoder.encode(job("9", 1)), as: UTF8.self)
+    let good = LogChunk([(.stdout, 1, "kept")])
+    for (index, bad) in [
+      "K 9223372036854775807 1 18\n", "K 1 -4 18\n", "K 1 1 999999\n", "K x y z\n",
+      "L {\"seq\":-3,\"stream\":\"stdout\",\"time\":1,\"line\":\"x\"}\n",
+      "L {\"seq\":2,\"stream\":\"stdout\",\"time\":1e300,\"line\":\"x\"}\n",
+    ].enumerated() {
+      var data = Data("A \(assignment)\nK 1 1 \(good.bytes.count)\n".utf8) + good.bytes + Data("\n".utf8)
+      data += Data(bad.utf8) + LogChunk([(.stdout, 1, "bad")]).bytes + Data("\n".utf8)
+      try data.write(to: URL(fileURLWithPath: dir + "/9-\(index).spool"))
+    }
+    let recovered = LogSpool.recover(directory: dir)
+    #expect(recovered.count == 6)
+    for spool in recovered {
+      #expect(spool.chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }.map(\.line) == ["kept"])
+    }
+  }
+
   @Test func aFullDiskIsReportedNotATrap() throws {
     guard FileManager.default.isWritableFile(atPath: "/dev/full") else { return }
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path

@@ -147,7 +147,9 @@ final class JobStore {
             length INTEGER NOT NULL,
             data BLOB,
             PRIMARY KEY (job_id, first_seq)
-          )
+          );
+          -- `logs --since` seeks here: the chunks that end after the line asked for.
+          CREATE INDEX log_chunks_by_end ON log_chunks(job_id, last_seq);
           """)
       try LogMigration.moveRowsToFiles(db, logFiles: LogFiles(directory: logDirectory))
       try db.execute(sql: "DROP TABLE logs")
@@ -206,6 +208,9 @@ final class JobStore {
       for case .appendLogChunk(let jobID, _, _, _, _) in changes { logEnds[jobID] = nil }
       throw .write(detail: "\(error)")
     }
+    // A finished job's log is complete (its result is taken only once every line is
+    // stored): its place in the file is not needed in memory any more.
+    for case .jobFinished(let id, _, _, _, _, _, _) in changes { logEnds[id] = nil }
   }
 
   private func logEnd(_ jobID: Int64) throws(StoreError) -> (offset: Int64, nextSeq: Int) {
@@ -526,25 +531,31 @@ final class JobStore {
         try Row.fetchAll(
           db,
           sql: """
-            SELECT first_seq, attempt, offset, length, data FROM log_chunks
-            WHERE job_id = ? AND last_seq > ? ORDER BY first_seq LIMIT 16
+            SELECT first_seq, last_seq, attempt, offset, length, data FROM log_chunks
+            WHERE job_id = ? AND last_seq > ? ORDER BY last_seq LIMIT 16
             """,
           arguments: [jobID, after])
       }
       guard !rows.isEmpty else { break }
       for row in rows where result.count < limit {
         let firstSeq: Int = row["first_seq"]
+        let lastSeq: Int = row["last_seq"]
         let attempt: Int = row["attempt"]
         let offset: Int64? = row["offset"]
-        let bytes: Data =
-          if let offset {
-            try logFiles.read(jobID: jobID, offset: offset, length: row["length"])
-          } else {
-            row["data"] ?? Data()
-          }
+        let inline: Data? = row["data"]
+        guard offset != nil || inline != nil else {
+          throw .read(detail: "job \(jobID)'s log at line \(firstSeq): the index row names no bytes")
+        }
+        let bytes: Data
+        if let offset {
+          bytes = try logFiles.read(jobID: jobID, offset: offset, length: row["length"])
+        } else {
+          bytes = inline!
+        }
         let chunk: LogChunk
         do {
-          chunk = try LogChunk(validating: bytes)
+          // Exactly the lines the row says, or the reader would ask for this row again.
+          chunk = try LogChunk(validating: bytes, expectedCount: lastSeq - firstSeq + 1)
         } catch {
           throw .read(detail: "job \(jobID)'s log at line \(firstSeq): \(error)")
         }

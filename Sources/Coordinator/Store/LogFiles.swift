@@ -88,6 +88,13 @@ final class LogFiles {
       throw .read(detail: "\(path(jobID)): \(String(cString: strerror(errno)))")
     }
     defer { close(fd) }
+    var status = stat()
+    guard offset >= 0, length >= 0, fstat(fd, &status) == 0, offset + Int64(length) <= Int64(status.st_size)
+    else {
+      throw .read(
+        detail: "\(path(jobID)): the log index names bytes \(offset)..<\(offset + Int64(length)), "
+          + "the file holds fewer")
+    }
     var data = Data(count: length)
     let got = data.withUnsafeMutableBytes { raw -> Int in
       var done = 0

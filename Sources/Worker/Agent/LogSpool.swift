@@ -138,7 +138,11 @@ private struct SpoolRecords {
       case UInt8(ascii: "A"): job = try? decoder.decode(AssignedJob.self, from: body)
       case UInt8(ascii: "K"):
         let fields = String(decoding: body, as: UTF8.self).split(separator: " ").compactMap { Int($0) }
-        guard fields.count == 3, fields[0] > 0, fields[2] >= 0, data.endIndex - at > fields[2],
+        // Numbers a worker could have written (a corrupt file must not crash every start).
+        guard fields.count == 3, (1...WireRange.logSeq.upperBound).contains(fields[0]),
+          WireRange.logBatchLines.contains(fields[1]),
+          fields[0] + fields[1] - 1 <= WireRange.logSeq.upperBound,
+          fields[2] >= 0, data.endIndex - at > fields[2],
           data[at + fields[2]] == 0x0A,
           let chunk = try? LogChunk(
             validating: data.subdata(in: at..<at + fields[2]), expectedCount: fields[1])
@@ -146,7 +150,10 @@ private struct SpoolRecords {
         chunks.append(WorkerCore.NumberedChunk(firstSeq: fields[0], chunk: chunk))
         at += fields[2] + 1
       case UInt8(ascii: "L"):
-        if let line = try? decoder.decode(LogLine.self, from: body) {
+        if let line = try? decoder.decode(LogLine.self, from: body),
+          (1...WireRange.logSeq.upperBound).contains(line.seq),
+          abs(line.time) < 1e11
+        {
           chunks.append(
             WorkerCore.NumberedChunk(
               firstSeq: line.seq, chunk: LogChunk([(line.stream, line.time, line.line)])))

@@ -502,7 +502,9 @@ struct WorkerCore: Sendable {
       if !attempt.stale, attempt.finished == nil, let progress = attempt.lastProgress {
         actions.append(.send(WireEnvelope(.progress, progress)))
       }
-      if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale {
+      // Only behind the whole log: with more unacknowledged than the window holds, the
+      // acknowledgement that empties it sends the result.
+      if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale, attempt.allSent {
         attempts[ref]?.finishedSent = true
         actions.append(.send(WireEnvelope(.finished, finished)))
       }

@@ -176,7 +176,7 @@ struct WorkerCommand: AsyncParsableCommand {
   @Option(
     help: ArgumentHelp(
       "Split a job's output line longer than this into several, each but the last ending with "
-        + "\"\(ShellOptions.lineContinuationMarker)\"; 1KiB to 16MiB.", valueName: "size"))
+        + "\"\(ShellOptions.lineContinuationMarker)\"; 1KiB to 1MiB.", valueName: "size"))
   var maxLogLine: String = "64KiB"
   @Option(
     help: ArgumentHelp(
@@ -269,15 +269,17 @@ struct WorkerCommand: AsyncParsableCommand {
     return configuration
   }
 
-  /// `--max-log-line`: a size from 1 KiB (smaller would cut ordinary lines) to 16 MiB
-  /// (a line must fit in a log batch with room to spare).
+  /// `--max-log-line`: a size from 1 KiB (smaller would cut ordinary lines) to 1 MiB: a
+  /// log batch is up to 1 MiB of lines plus one line, and must stay well under the
+  /// smallest `--max-message` a coordinator takes (4 MiB), or the coordinator would drop
+  /// the worker's connection over every resend.
   static func maxLineBytes(_ text: String) throws -> Int {
     let bytes: Int64
     do { bytes = try ByteSize(parsing: text).bytes } catch {
       throw CLIError.usage("--max-log-line: \(error)")
     }
-    guard (1024...16 * 1024 * 1024).contains(bytes) else {
-      throw CLIError.usage("--max-log-line: \(text) is outside 1KiB...16MiB")
+    guard (1024...1024 * 1024).contains(bytes) else {
+      throw CLIError.usage("--max-log-line: \(text) is outside 1KiB...1MiB")
     }
     return Int(bytes)
   }

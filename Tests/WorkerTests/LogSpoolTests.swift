@@ -11,6 +11,15 @@ struct LogSpoolTests {
       requirements: Requirements(), timeoutSeconds: nil, artifacts: [])
   }
 
+  /// A worker core with a 1 s heartbeat and a 3 s window, at time 0.
+  private func makeCore() -> WorkerCore {
+    let advert = WorkerAdvert(
+      id: "w-1", name: "w",
+      host: HostInfo(cpuCores: 1, memoryTotal: 1, platform: "linux", arch: "x64", hostname: "h"),
+      gpus: [], diskFree: 1, slots: 1, labels: [:])
+    return WorkerCore(advert: advert, heartbeatInterval: 1, liveness: 3, now: 0)
+  }
+
   @Test func recordsSurviveARestartAndATornLastRecordIsIgnored() throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -71,11 +80,7 @@ struct LogSpoolTests {
   }
 
   @Test func aRestoredAttemptIsReportedAsActiveAndResentAfterRegistering() throws {
-    let advert = WorkerAdvert(
-      id: "w-1", name: "w",
-      host: HostInfo(cpuCores: 1, memoryTotal: 1, platform: "linux", arch: "x64", hostname: "h"),
-      gpus: [], diskFree: 1, slots: 1, labels: [:])
-    var core = WorkerCore(advert: advert, heartbeatInterval: 1, liveness: 3, now: 0)
+    var core = makeCore()
     let assigned = job("7", 1)
     let chunks = [
       WorkerCore.NumberedChunk(
@@ -107,11 +112,7 @@ struct LogSpoolTests {
   }
 
   @Test func aResultWaitsBehindARestoredLogLargerThanTheWindow() throws {
-    let advert = WorkerAdvert(
-      id: "w-1", name: "w",
-      host: HostInfo(cpuCores: 1, memoryTotal: 1, platform: "linux", arch: "x64", hostname: "h"),
-      gpus: [], diskFree: 1, slots: 1, labels: [:])
-    var core = WorkerCore(advert: advert, heartbeatInterval: 1, liveness: 3, now: 0)
+    var core = makeCore()
     core.maxInFlightLines = 2
     core.maxBatchLines = 2
     let assigned = job("7", 1)

@@ -143,6 +143,38 @@ struct RecoveryTests {
 }
 
 @Suite(.serialized)
+struct LogFileRecoveryTests {
+  /// A chatty job's log goes to the coordinator's log file in chunks; the coordinator is
+  /// killed while it writes them (perhaps between a chunk's bytes and its index row) and
+  /// started again. Every line is stored exactly once, in order.
+  @Test func aCoordinatorCrashMidLogKeepsEveryLineOnce() throws {
+    try withPool { pool in
+      try pool.startCoordinator(liveness: 30)
+      try pool.startWorker("chatty")
+      let script = try writeScript(
+        #"{ "run": [ { "method": "shell.run", "params": { "message": "for i in $(seq 1 40); do seq -f \"chatty-$i-%g\" 1 5000; sleep 0.05; done" } } ] }"#,
+        in: pool.directory)
+      let id = try pool.submit([script])
+      let file = pool.dataDirectory + "/logs/\(id).log"
+      try pool.waitUntil("the log file grows", timeout: 60) {
+        ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0) > 200_000
+      }
+      pool.killCoordinator()
+      try pool.startCoordinator(liveness: 30)
+      let view = try pool.waitForFinal(id, timeout: 120)
+      #expect(view.state == .succeeded)
+      #expect(view.attempt == 1)
+      let lines = try pool.logLines(id).filter { $0.line.hasPrefix("chatty-") }
+      let expected = (1...40).flatMap { i in (1...5000).map { "chatty-\(i)-\($0)" } }
+      #expect(lines.count == expected.count)
+      #expect(lines.map(\.line) == expected)
+      let seqs = lines.map(\.seq)
+      #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $0 + 1 == $1 })
+    }
+  }
+}
+
+@Suite(.serialized)
 struct SpoolTests {
   /// The coordinator stalls while a job prints a lot and ends; the worker is then
   /// killed before anything was acknowledged. Restarted, it delivers the whole log and

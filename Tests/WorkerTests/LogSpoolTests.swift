@@ -93,7 +93,8 @@ struct LogSpoolTests {
         workerID: "w-1", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
         lastLogSeq: 3),
       cleanup: CleanupMessage(
-        workerID: "w-1", jobID: "7", attempt: 1, state: .done, bytesFreed: 0, diskFreeAfter: 1, reason: nil))
+        workerID: "w-1", jobID: "7", attempt: 1, state: .done, bytesFreed: 0, diskFreeAfter: 1, reason: nil),
+      now: 1)
     core.start(now: 0)
     let register = core.takeActions()
     guard case .send(let envelope) = register.first else {
@@ -124,7 +125,7 @@ struct LogSpoolTests {
       finished: FinishedMessage(
         workerID: "w-1", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
         lastLogSeq: 5),
-      cleanup: nil)
+      cleanup: nil, now: 1)
     core.start(now: 0)
     _ = core.takeActions()
     func sent(_ actions: [WorkerCore.Action]) -> [MessageType] {
@@ -141,6 +142,36 @@ struct LogSpoolTests {
     #expect(sent(core.takeActions()) == [.logBatch])
     core.received(WireEnvelope(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 5)), now: 0.3)
     #expect(sent(core.takeActions()) == [.finished])
+  }
+
+  @Test func linesMissingFromTheSpoolAreDeliveredAsLostSoTheResultStillGoes() throws {
+    var core = makeCore()
+    func finished(_ last: Int) -> FinishedMessage {
+      FinishedMessage(
+        workerID: "w-1", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+        lastLogSeq: last)
+    }
+    // Lines 3-4 and 7-8 never reached the spool (a full disk); lines 1-2 and 5-6 did.
+    let chunks = [
+      WorkerCore.NumberedChunk(firstSeq: 5, chunk: LogChunk([(.stdout, 1, "five"), (.stdout, 1, "six")])),
+      WorkerCore.NumberedChunk(firstSeq: 1, chunk: LogChunk([(.stdout, 1, "one"), (.stdout, 1, "two")])),
+    ]
+    #expect(core.restore(job: job("7", 1), chunks: chunks, finished: finished(8), cleanup: nil, now: 5) == 4)
+    let lines = try #require(core.attempts[AttemptRef(jobID: "7", attempt: 1)]).unacked.flatMap {
+      $0.chunk.lines(firstSeq: $0.firstSeq)
+    }
+    #expect(lines.map(\.seq) == Array(1...8))
+    #expect(lines.map(\.line)[0...1] == ["one", "two"])
+    #expect(lines[2].line.hasPrefix("pinpool: 2 log lines were lost") && lines[2].stream == .pinpool)
+    #expect(lines[3].line.isEmpty && lines[3].stream == .pinpool)
+    #expect(lines.map(\.line)[4...5] == ["five", "six"])
+    #expect(lines[6].line.hasPrefix("pinpool: 2 log lines were lost"))
+    // A result that claims far more lines than any job printed is a corrupt spool.
+    var other = makeCore()
+    #expect(
+      other.restore(job: job("7", 1), chunks: chunks, finished: finished(1 << 40), cleanup: nil, now: 5)
+        == nil)
+    #expect(other.attempts.isEmpty)
   }
 
   @Test func aCorruptSpoolIsReadAsFarAsItGoesAndNeverTraps() throws {

@@ -175,21 +175,39 @@ public actor WorkerAgent {
       let workspace =
         Confinement(root: configuration.root + "/jobs").root
         + "/\(recovered.job.jobID)-\(recovered.job.attempt)"
-      if recovered.cleanup == nil, !recovered.job.artifacts.isEmpty,
-        KeptWorkspaces.deadline(of: workspace) != nil
-      {
-        core.restore(job: recovered.job, chunks: recovered.chunks, finished: finished, cleanup: nil)
+      let uploading =
+        recovered.cleanup == nil && !recovered.job.artifacts.isEmpty
+        && KeptWorkspaces.deadline(of: workspace) != nil
+      let cleanup =
+        uploading
+        ? nil
+        : recovered.cleanup
+          ?? CleanupMessage(
+            workerID: advert.id, jobID: finished.jobID, attempt: finished.attempt, state: .done,
+            bytesFreed: 0,
+            diskFreeAfter: HostProbe.diskFree(at: configuration.root),
+            reason: "workspace removed when the worker restarted")
+      guard
+        let lost = core.restore(
+          job: recovered.job, chunks: recovered.chunks, finished: finished, cleanup: cleanup,
+          now: Timestamp.now())
+      else {
+        logger.error(
+          "dropping a corrupt spool; the coordinator will rerun the attempt",
+          metadata: ["attempt": "\(recovered.job.ref)"])
+        spool.forget(recovered.job.ref)
+        continue
+      }
+      if lost > 0 {
+        logger.warning(
+          "log lines missing from the spool",
+          metadata: ["attempt": "\(recovered.job.ref)", "lines": "\(lost)"])
+      }
+      if uploading {
         resumeUploads.append((recovered.job, workspace, finished.state))
         logger.info("resuming an artifact upload", metadata: ["attempt": "\(recovered.job.ref)"])
         continue
       }
-      let cleanup =
-        recovered.cleanup
-        ?? CleanupMessage(
-          workerID: advert.id, jobID: finished.jobID, attempt: finished.attempt, state: .done, bytesFreed: 0,
-          diskFreeAfter: HostProbe.diskFree(at: configuration.root),
-          reason: "workspace removed when the worker restarted")
-      core.restore(job: recovered.job, chunks: recovered.chunks, finished: finished, cleanup: cleanup)
       logger.info(
         "resending an attempt an earlier run finished", metadata: ["attempt": "\(recovered.job.ref)"])
     }

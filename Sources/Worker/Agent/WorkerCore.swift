@@ -341,23 +341,45 @@ struct WorkerCore: Sendable {
   /// registering, and the coordinator keeps what it does not have yet.
   /// With `cleanup` nil the workspace is still there, its artifacts to be uploaded
   /// (`startUpload`) before it is cleaned up.
+  ///
+  /// Lines the spool lacks (a write failed, say on a full disk) are lost; each run of them
+  /// is delivered as as many `pinpool` lines, the first saying so, so the numbering holds
+  /// and the coordinator, which takes a result only behind its whole log, takes this one.
+  /// Returns how many lines were lost, or nil (and restores nothing) when the spool names
+  /// more missing lines than any job printed: it is corrupt, and the attempt is better
+  /// rerun than delivered.
+  @discardableResult
   mutating func restore(
-    job: AssignedJob, chunks: [NumberedChunk], finished: FinishedMessage, cleanup: CleanupMessage?
-  ) {
+    job: AssignedJob, chunks: [NumberedChunk], finished: FinishedMessage, cleanup: CleanupMessage?,
+    now: Double
+  ) -> Int? {
     var attempt = Attempt(job: job)
-    // Spooled in order, each chunk where the last ended; anything else is not taken.
-    for chunk in chunks.sorted(by: { $0.firstSeq < $1.firstSeq }) where chunk.chunk.count > 0 {
-      if attempt.unacked.isEmpty {
-        attempt.acked = chunk.firstSeq - 1
-        attempt.sent = attempt.acked
-        attempt.nextSeq = chunk.firstSeq
-      }
-      guard chunk.firstSeq == attempt.nextSeq else { break }
-      _ = attempt.append(chunk.chunk)
+    var lost = 0
+    func fill(upTo last: Int) {
+      let missing = last - attempt.nextSeq + 1
+      guard missing > 0 else { return }
+      var filler = LogChunk()
+      filler.append(
+        stream: .pinpool, time: now,
+        text: "pinpool: \(missing) log line\(missing == 1 ? " was" : "s were") lost: "
+          + "the worker could not write them to its spool before it restarted")
+      for _ in 1..<missing { filler.append(stream: .pinpool, time: now, text: "") }
+      _ = attempt.append(filler)
+      lost += missing
     }
+    let sorted = chunks.sorted { $0.firstSeq < $1.firstSeq }.filter { $0.chunk.count > 0 }
+    let lastSeq = max(finished.lastLogSeq, sorted.last?.lastSeq ?? 0)
+    let held = sorted.reduce(0) { $0 + $1.chunk.count }
+    guard lastSeq - held <= 1_000_000 else { return nil }
+    for chunk in sorted where chunk.lastSeq >= attempt.nextSeq {
+      fill(upTo: chunk.firstSeq - 1)
+      _ = attempt.append(chunk.chunk.dropping(first: attempt.nextSeq - chunk.firstSeq))
+    }
+    fill(upTo: finished.lastLogSeq)
     attempt.finished = finished
     attempt.cleanup = cleanup
     attempts[job.ref] = attempt
+    return lost
   }
 
   mutating func progress(

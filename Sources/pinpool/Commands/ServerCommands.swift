@@ -305,6 +305,7 @@ struct DevCommand: AsyncParsableCommand {
   @Option(help: "Jobs the local worker runs at once.") var slots: Int = 2
 
   func run() async throws {
+    LargeFrameMemory.configure()
     try checkBind(bind, insecure: false, keys: false)
     let folder = URL(
       fileURLWithPath: data ?? (FileManager.default.homeDirectoryForCurrentDirectory() + "/.pinpool/dev")

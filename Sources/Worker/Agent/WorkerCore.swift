@@ -84,7 +84,8 @@ struct WorkerCore: Sendable {
 
     /// The coordinator holds every line up to `upTo`; returns whether that is news.
     mutating func acknowledge(upTo: Int) -> Bool {
-      guard upTo > acked else { return false }
+      // Never beyond the lines there are (a confused coordinator must not count as progress).
+      guard min(upTo, nextSeq - 1) > acked else { return false }
       acked = min(upTo, nextSeq - 1)
       var removed = 0
       while removed < unacked.count, unacked[removed].lastSeq <= acked {

@@ -55,21 +55,22 @@ while time.time() < deadline:
     time.sleep(0.05)
 end = time.time()
 count = chars = 0
-with open(f"{logs}/{job}.log", "rb") as f:
-    rows = "select offset, length, data from log_chunks where job_id = ? order by first_seq"
-    for offset, length, data in c.execute(rows, (job,)):
-        if offset is None:  # a small chunk, kept in its index row
-            chunk = data
-        else:
-            f.seek(offset)
-            chunk = f.read(length)
-        at = 0
-        while at < length:
-            stream, size = struct.unpack_from("<BI", chunk, at)
-            if stream == 0:
-                count += 1
-                chars += size
-            at += 13 + size
+f = None  # the job's log file, opened at its first chunk there (a small log has none)
+rows = "select offset, length, data from log_chunks where job_id = ? order by first_seq"
+for offset, length, data in c.execute(rows, (job,)):
+    if offset is None:  # a small chunk, kept in its index row
+        chunk = data
+    else:
+        f = f or open(f"{logs}/{job}.log", "rb")
+        f.seek(offset)
+        chunk = f.read(length)
+    at = 0
+    while at < length:
+        stream, size = struct.unpack_from("<BI", chunk, at)
+        if stream == 0:
+            count += 1
+            chars += size
+        at += 13 + size
 print(state, end, count, chars)
 PY
 )

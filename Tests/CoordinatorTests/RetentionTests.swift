@@ -34,6 +34,17 @@ struct RetentionTests {
     #expect(try store.logs(jobID: 1, since: 0, limit: 10).isEmpty)
     // Its log file went with it.
     #expect(!FileManager.default.fileExists(atPath: store.logFiles.path(1)))
+    // A file a crash left between the prune's commit and the unlink goes at the next start;
+    // a file the index still names stays.
+    try Data("orphan".utf8).write(to: URL(fileURLWithPath: store.logFiles.path(77)))
+    try store.apply([
+      .appendLogChunk(
+        jobID: 4, attempt: 1, firstJobSeq: 1, firstWorkerSeq: 1,
+        chunk: LogChunk([(.stdout, 1, String(repeating: "z", count: 20_000))]))
+    ])
+    let reopened = try JobStore(directory: dir)
+    #expect(!FileManager.default.fileExists(atPath: reopened.logFiles.path(77)))
+    #expect(try reopened.logs(jobID: 4, since: 0, limit: 10).count == 1)
     #expect(try store.job(2, waitReason: { _ in nil }) != nil)
     #expect(try store.job(3, waitReason: { _ in nil }) != nil)
     #expect(try store.job(4, waitReason: { _ in nil })?.state == .queued)

@@ -35,6 +35,23 @@ final class JobStore {
     } catch {
       throw .open(path: path, detail: "\(error)")
     }
+    try removeUnindexedLogFiles()
+  }
+
+  /// Log files of jobs the store no longer has: retention deletes a job's rows, commits,
+  /// then its file, and a crash in between leaves the file behind.
+  private func removeUnindexedLogFiles() throws(StoreError) {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: logFiles.directory)) ?? []
+    let jobIDs = names.compactMap { $0.hasSuffix(".log") ? Int64($0.dropLast(4)) : nil }
+    guard !jobIDs.isEmpty else { return }
+    let unindexed = try read { db in
+      try jobIDs.filter { id in
+        try Bool.fetchOne(
+          db, sql: "SELECT EXISTS (SELECT 1 FROM log_chunks WHERE job_id = ? AND offset IS NOT NULL)",
+          arguments: [id]) != true
+      }
+    }
+    for id in unindexed { logFiles.remove(jobID: id) }
   }
 
   private static func migrator(logDirectory: String) -> DatabaseMigrator {

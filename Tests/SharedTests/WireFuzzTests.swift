@@ -177,6 +177,19 @@ import Testing
       refusal(.logBatch, LogBatchMessage(workerID: "w", jobID: "1", attempt: 1, firstSeq: 1 << 53, count: 2))
         == "malformed 'logBatch' header: firstSeq + count - 1: 9007199254740993 is outside 0...9007199254740992"
     )
+    // `index + 1` of a begin is shown in the job's status: Int.max once overflowed there.
+    #expect(
+      refusal(
+        .artifactBegin,
+        ArtifactBeginMessage(
+          workerID: "w", jobID: "1", attempt: 1, name: "a", size: 1, sha256: "", index: .max, count: 1))
+        == "malformed 'artifactBegin' header: index: 9223372036854775807 is outside 0...2147483648")
+    #expect(
+      refusal(
+        .artifactChunk,
+        ArtifactChunkMessage(
+          workerID: "w", jobID: "1", attempt: 1, name: "a", offset: -1, size: .max, sha256: ""))
+        == "malformed 'artifactChunk' header: offset: -1 is outside 0...1152921504606846976")
     let submit = SubmitRequest(
       requestID: "r", name: "n", entry: "e", args: [:], requirements: Requirements(gpus: 1), priority: .min,
       retries: 0, timeoutSeconds: nil, artifacts: [], arrayIndices: nil)

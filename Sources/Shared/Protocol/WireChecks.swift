@@ -162,6 +162,33 @@ extension AssignMessage: WireChecked {
   }
 }
 
+// Artifact sizes and offsets are summed and compared (`index + 1` of `count` is shown);
+// `artifactBegin` with `index: Int.max` once reached an overflow. A negative size stays
+// the store's to refuse, in the acknowledgement the worker waits for.
+extension ArtifactBeginMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    try checkRange(size, Int64.min...WireRange.bytes.upperBound, "size")
+    try checkRange(index, WireRange.step, "index")
+    try checkRange(count, WireRange.step, "count")
+  }
+}
+
+extension ArtifactChunkMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    try checkRange(offset, WireRange.bytes, "offset")
+    try checkRange(size, Int64.min...WireRange.bytes.upperBound, "size")
+  }
+}
+
+extension ArtifactAckMessage: WireChecked {
+  public func check() throws(WireCheckError) {
+    try checkRange(attempt, WireRange.attempt, "attempt")
+    try checkRange(offset, WireRange.bytes, "offset")
+  }
+}
+
 extension LogAckMessage: WireChecked {
   public func check() throws(WireCheckError) {
     try checkRange(attempt, WireRange.attempt, "attempt")

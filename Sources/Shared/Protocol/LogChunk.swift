@@ -48,9 +48,7 @@ public struct LogChunk: Sendable, Hashable {
           LogChunkError(offset: at, problem: "unknown stream code \(raw[at]) (expected 0, 1 or 2)"))
       }
       let length = Int(readUInt32(raw, at + 1))
-      // Seconds since 1970, within about ±3,000 years: what a clock can say, and what
-      // the readers' date formatting can take.
-      guard abs(Double(bitPattern: readUInt64(raw, at + 5))) < 1e11 else {
+      guard Timestamp.isPlausible(Double(bitPattern: readUInt64(raw, at + 5))) else {
         return .failure(
           LogChunkError(offset: at, problem: "the time is not a plausible number of seconds since 1970"))
       }

@@ -6,9 +6,12 @@ import Foundation
 public enum Timestamp {
   public static func now() -> Double { Date().timeIntervalSince1970 }
 
+  /// Within about ±3,000 years of 1970: what a clock can say, and what `iso` formats.
+  public static func isPlausible(_ seconds: Double) -> Bool { abs(seconds) < 1e11 }
+
   public static func iso(_ seconds: Double) -> String {
     // A time no clock gives (a corrupt row) shows as the epoch rather than trapping.
-    let seconds = seconds.isFinite && abs(seconds) < 1e11 ? seconds : 0
+    let seconds = isPlausible(seconds) ? seconds : 0
     var whole = time_t(seconds.rounded(.down))
     var millis = Int(((seconds - Double(whole)) * 1000).rounded())
     if millis >= 1000 {

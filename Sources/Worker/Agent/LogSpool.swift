@@ -152,7 +152,7 @@ private struct SpoolRecords {
       case UInt8(ascii: "L"):
         if let line = try? decoder.decode(LogLine.self, from: body),
           (1...WireRange.logSeq.upperBound).contains(line.seq),
-          abs(line.time) < 1e11
+          Timestamp.isPlausible(line.time)
         {
           chunks.append(
             WorkerCore.NumberedChunk(

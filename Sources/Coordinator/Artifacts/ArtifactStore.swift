@@ -232,7 +232,7 @@ final class ArtifactStore {
       return ack(
         size, error: "the coordinator cannot store '\(key.name)': \(String(cString: strerror(errno)))")
     }
-    Self.syncDirectory((final as NSString).deletingLastPathComponent)
+    try? WriteAll.syncDirectory((final as NSString).deletingLastPathComponent)
     stored[key] = sha256
     return ArtifactOutcome(
       ack: ArtifactAckMessage(
@@ -326,22 +326,11 @@ final class ArtifactStore {
         "cannot read artifact '\(name)' of job \(job): \(String(cString: strerror(errno)))")
     }
     defer { close(fd) }
-    var data = Data(count: max(0, length))
-    var filled = 0
-    while filled < data.count {
-      let count = data.withUnsafeMutableBytes { raw in
-        pread(fd, raw.baseAddress! + filled, raw.count - filled, off_t(offset) + off_t(filled))
-      }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw ArtifactStoreError(
-          "cannot read artifact '\(name)' of job \(job): \(String(cString: strerror(errno)))")
-      }
-      if count == 0 { break }
-      filled += count
+    do throws(WriteAll.Failure) {
+      return try WriteAll.read(fd, count: length, at: offset)
+    } catch {
+      throw ArtifactStoreError("cannot read artifact '\(name)' of job \(job): \(error.reason)")
     }
-    data.count = filled
-    return data
   }
 
   /// An attempt whose cleanup was reported uploads nothing more: its partial files go,
@@ -393,14 +382,7 @@ final class ArtifactStore {
     guard fsync(fd) == 0 else {
       throw ArtifactStoreError("cannot sync '\(path)': \(String(cString: strerror(errno)))")
     }
-    if created { syncDirectory((path as NSString).deletingLastPathComponent) }
-  }
-
-  static func syncDirectory(_ path: String) {
-    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { return }
-    _ = fsync(fd)
-    close(fd)
+    if created { try? WriteAll.syncDirectory((path as NSString).deletingLastPathComponent) }
   }
 }
 

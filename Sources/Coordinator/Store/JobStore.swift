@@ -191,13 +191,7 @@ final class JobStore {
       if held > 0 { chunk = chunk.dropping(first: held) }
       guard chunk.count > 0 else { continue }
       let skipped = max(0, held)
-      // A small chunk goes in its index row: a file per job for a job that prints a line
-      // would cost a file creation and two fsyncs (file and folder) per job.
-      var offset: Int64?
-      if chunk.bytes.count >= LogFiles.inlineLimit {
-        try logFiles.write(jobID: jobID, offset: end.offset, bytes: chunk.bytes)
-        offset = end.offset
-      }
+      let offset = try logFiles.place(jobID: jobID, end: end.offset, chunk)
       logEnds[jobID] = (
         end.offset + Int64(offset == nil ? 0 : chunk.bytes.count), firstJobSeq + skipped + chunk.count
       )
@@ -213,7 +207,7 @@ final class JobStore {
       try db.inTransaction { db in
         for (index, change) in changes.enumerated() {
           if let (offset, trimmed) = placed[index] {
-            try self.indexLogChunk(trimmed, offset: offset, db)
+            try Self.indexLogChunk(trimmed, offset: offset, db)
           } else {
             try self.apply(change, db)
           }
@@ -247,7 +241,9 @@ final class JobStore {
     return end
   }
 
-  private func indexLogChunk(_ change: StoreChange, offset: Int64?, _ db: Database) throws {
+  /// The index row of a chunk: its bytes at `offset` in the job's log file, or (nil) in
+  /// the row itself.
+  static func indexLogChunk(_ change: StoreChange, offset: Int64?, _ db: Database) throws {
     guard
       case .appendLogChunk(let jobID, let attempt, let firstJobSeq, let firstWorkerSeq, let chunk) = change
     else { return }

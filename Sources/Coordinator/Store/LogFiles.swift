@@ -39,23 +39,23 @@ final class LogFiles {
 
   func path(_ jobID: Int64) -> String { directory + "/\(jobID).log" }
 
+  /// Where a chunk goes when the job's file ends at `end`: written there (returning the
+  /// offset) when it is big, kept for its index row (nil) when it is small. A file per job
+  /// for a job that prints a line would cost a file creation and two fsyncs (file and
+  /// folder) per job.
+  func place(jobID: Int64, end: Int64, _ chunk: LogChunk) throws(StoreError) -> Int64? {
+    guard chunk.bytes.count >= Self.inlineLimit else { return nil }
+    try write(jobID: jobID, offset: end, bytes: chunk.bytes)
+    return end
+  }
+
   /// Writes `bytes` at `offset` of the job's file. Durable only after `sync`.
   func write(jobID: Int64, offset: Int64, bytes: Data) throws(StoreError) {
     let fd = try descriptor(jobID)
-    let failure: Int32? = bytes.withUnsafeBytes { raw in
-      var done = 0
-      while done < raw.count {
-        let written = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
-        if written < 0 {
-          if errno == EINTR { continue }
-          return errno
-        }
-        done += written
-      }
-      return nil
-    }
-    if let failure {
-      throw .write(detail: "\(path(jobID)): \(String(cString: strerror(failure)))")
+    do throws(WriteAll.Failure) {
+      try WriteAll.write(fd, bytes, at: offset)
+    } catch {
+      throw .write(detail: "\(path(jobID)): \(error.reason)")
     }
   }
 
@@ -70,13 +70,11 @@ final class LogFiles {
     }
     if created {
       created = false
-      let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-      guard fd >= 0, fsync(fd) == 0 else {
-        let reason = String(cString: strerror(errno))
-        if fd >= 0 { close(fd) }
-        throw .write(detail: "\(directory): fsync: \(reason)")
+      do throws(WriteAll.Failure) {
+        try WriteAll.syncDirectory(directory)
+      } catch {
+        throw .write(detail: "\(directory): fsync: \(error.reason)")
       }
-      close(fd)
     }
   }
 
@@ -95,18 +93,13 @@ final class LogFiles {
         detail: "\(path(jobID)): the log index names bytes \(offset)..<\(offset + Int64(length)), "
           + "the file holds fewer")
     }
-    var data = Data(count: length)
-    let got = data.withUnsafeMutableBytes { raw -> Int in
-      var done = 0
-      while done < length {
-        let count = pread(fd, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
-        if count < 0, errno == EINTR { continue }
-        if count <= 0 { break }
-        done += count
-      }
-      return done
+    let data: Data
+    do throws(WriteAll.Failure) {
+      data = try WriteAll.read(fd, count: length, at: offset)
+    } catch {
+      throw .read(detail: "\(path(jobID)): \(error.reason)")
     }
-    guard got == length else {
+    guard data.count == length else {
       throw .read(
         detail: "\(path(jobID)): the log index names bytes \(offset)..<\(offset + Int64(length)), "
           + "the file holds fewer")

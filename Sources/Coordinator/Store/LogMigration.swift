@@ -20,22 +20,15 @@ enum LogMigration {
     }
     var ends: [Int64: Int64] = [:]
     var pending: Pending?
-    let insert = try db.makeStatement(
-      sql: """
-        INSERT INTO log_chunks (job_id, first_seq, last_seq, attempt, first_wseq, offset, length, data)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        """)
     func write(_ chunk: Pending) throws {
-      var offset: Int64?
-      if chunk.chunk.bytes.count >= LogFiles.inlineLimit {
-        offset = ends[chunk.jobID, default: 0]
-        try logFiles.write(jobID: chunk.jobID, offset: offset!, bytes: chunk.chunk.bytes)
-        ends[chunk.jobID] = offset! + Int64(chunk.chunk.bytes.count)
-      }
-      try insert.execute(arguments: [
-        chunk.jobID, chunk.firstSeq, chunk.nextSeq - 1, chunk.attempt, chunk.firstWorkerSeq, offset,
-        chunk.chunk.bytes.count, offset == nil ? chunk.chunk.bytes : nil,
-      ])
+      let end = ends[chunk.jobID, default: 0]
+      let offset = try logFiles.place(jobID: chunk.jobID, end: end, chunk.chunk)
+      if offset != nil { ends[chunk.jobID] = end + Int64(chunk.chunk.bytes.count) }
+      try JobStore.indexLogChunk(
+        .appendLogChunk(
+          jobID: chunk.jobID, attempt: chunk.attempt, firstJobSeq: chunk.firstSeq,
+          firstWorkerSeq: chunk.firstWorkerSeq, chunk: chunk.chunk),
+        offset: offset, db)
     }
     let rows = try Row.fetchCursor(
       db, sql: "SELECT job_id, seq, attempt, wseq, stream, time, line FROM logs ORDER BY job_id, seq")

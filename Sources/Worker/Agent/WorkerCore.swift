@@ -44,12 +44,13 @@ struct WorkerCore: Sendable {
     var job: AssignedJob
     var nextSeq = 1
     /// Lines not yet acknowledged, in order, as taken; the first `sentChunks` were sent
-    /// since the last (re)connect, up to line `sent`, in `sentBytes` bytes.
+    /// since the last (re)connect, in `sentBytes` bytes.
     var unacked: [NumberedChunk] = []
     /// The last line the coordinator acknowledged.
     var acked = 0
-    var sent = 0
     var sentChunks = 0
+    /// The last line sent since the last (re)connect.
+    var sent: Int { sentChunks > 0 ? unacked[sentChunks - 1].lastSeq : acked }
     var sentBytes = 0
     var unackedBytes = 0
     /// When the coordinator last acknowledged lines of this attempt (or, with none in
@@ -103,13 +104,11 @@ struct WorkerCore: Sendable {
         if sentChunks > 0 { sentBytes -= trimmed }
         unacked[0] = NumberedChunk(firstSeq: acked + 1, chunk: rest)
       }
-      sent = max(sent, acked)
       return true
     }
 
     /// Everything unacknowledged goes again, from the first line.
     mutating func rewind() {
-      sent = acked
       sentChunks = 0
       sentBytes = 0
     }
@@ -183,6 +182,9 @@ struct WorkerCore: Sendable {
     attempts.filter { !$0.value.stale && !$0.value.finishedAcked }.map(\.key)
       .sorted { $0.description < $1.description }
   }
+
+  /// The attempts in a fixed order, so what they send is deterministic.
+  private var refsInOrder: [AttemptRef] { attempts.keys.sorted { $0.description < $1.description } }
 
   // MARK: Inputs
 
@@ -484,7 +486,7 @@ struct WorkerCore: Sendable {
 
   private mutating func flushLogs() {
     guard connection == .registered else { return }
-    for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
+    for ref in refsInOrder {
       guard var attempt = attempts[ref], !attempt.stale, !attempt.allSent else { continue }
       if attempt.sent == attempt.acked { attempt.lastAckProgress = clock }
       while attempt.sentChunks < attempt.unacked.count, attempt.sent - attempt.acked < maxInFlightLines,
@@ -506,7 +508,6 @@ struct WorkerCore: Sendable {
             .logBatch(
               workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, firstSeq: first, chunk: batch)))
         attempt.sentChunks = end
-        attempt.sent = first + batch.count - 1
         attempt.sentBytes += batch.bytes.count
       }
       attempts[ref] = attempt
@@ -520,7 +521,7 @@ struct WorkerCore: Sendable {
     lastHeartbeatSent = now
     for ref in attempts.keys { attempts[ref]?.rewind() }
     flushLogs()
-    for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
+    for ref in refsInOrder {
       guard let attempt = attempts[ref] else { continue }
       if !attempt.stale, attempt.finished == nil, let progress = attempt.lastProgress {
         actions.append(.send(WireEnvelope(.progress, progress)))
@@ -540,7 +541,9 @@ struct WorkerCore: Sendable {
   /// Uploads whatever is due, attempts in a fixed order; finished uploads end in
   /// `artifactsDone`.
   private mutating func pumpUploads(now: Double) {
-    for ref in attempts.keys.sorted(by: { $0.description < $1.description }) {
+    // Every tick comes here; most have nothing uploading.
+    guard attempts.values.contains(where: { $0.upload != nil }) else { return }
+    for ref in refsInOrder {
       guard attempts[ref]?.upload != nil else { continue }
       if connection == .registered {
         for request in attempts[ref]!.upload!.pump(now: now) {

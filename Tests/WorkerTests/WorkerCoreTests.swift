@@ -20,6 +20,14 @@ private func job(_ id: String, attempt: Int = 1) -> AssignedJob {
 private let bundle = JobBundle(files: [.init(path: "install.json", mode: 0o644, data: Data("{}".utf8))])
   .encoded()
 
+extension WorkerCore {
+  /// One line, as a one-line chunk.
+  @discardableResult
+  fileprivate mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) -> Int? {
+    log(ref, LogChunk([(stream, time, line)]))
+  }
+}
+
 extension Array where Element == WorkerCore.Action {
   /// The messages sent, in order.
   fileprivate var sent: [WireEnvelope] {

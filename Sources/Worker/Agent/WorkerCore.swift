@@ -333,12 +333,6 @@ struct WorkerCore: Sendable {
     return first
   }
 
-  /// One line, for tests and callers with a line at hand.
-  @discardableResult
-  mutating func log(_ ref: AttemptRef, stream: LogStream, line: String, time: Double) -> Int? {
-    log(ref, LogChunk([(stream, time, line)]))
-  }
-
   /// Takes back an attempt an earlier run of this worker finished but could not
   /// deliver (from its spool): its lines, result and cleanup are resent after
   /// registering, and the coordinator keeps what it does not have yet.

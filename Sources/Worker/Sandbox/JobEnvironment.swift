@@ -62,7 +62,6 @@ public struct JobEnvironment {
       "XDG_CONFIG_HOME": (home + "/.config", false),
       "XDG_DATA_HOME": (home + "/.local/share", false),
       "XDG_STATE_HOME": (home + "/.local/state", false),
-      "": (cache, true),
       "PIP_CACHE_DIR": (cache + "/pip", true),
       "UV_CACHE_DIR": (cache + "/uv", true),
       "HF_HOME": (cache + "/hf", true),
@@ -70,7 +69,7 @@ public struct JobEnvironment {
       "npm_config_cache": (cache + "/npm", true),
     ]
     for (name, folder) in directories {
-      if !name.isEmpty { env[name] = folder.path }
+      env[name] = folder.path
       if createDirectories, folder.create, mkdir(folder.path, 0o755) != 0, errno != EEXIST {
         try? FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
       }

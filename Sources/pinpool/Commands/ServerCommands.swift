@@ -72,12 +72,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     } catch {
       throw CLIError.usage("--retention/--aging: \(error)")
     }
-    do {
-      limits.maxBundleBytes = Int(try ByteSize(parsing: maxBundle).bytes)
-      limits.maxMessageBytes = try ByteSize(parsing: maxMessage).bytes
-    } catch {
-      throw CLIError.usage("--max-bundle/--max-message: \(error)")
-    }
+    limits.maxBundleBytes = Int(try sizeFlag(maxBundle, "--max-bundle/--max-message"))
+    limits.maxMessageBytes = try sizeFlag(maxMessage, "--max-bundle/--max-message")
     // Workers send log lines in batches of up to about 1 MiB (a chunk as taken from a
     // job's output, at most one long line over); a smaller limit would drop every chatty
     // worker's connection over and over.
@@ -96,14 +92,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
     limits.submitRate = submitRate
     limits.submitBurst = submitBurst
-    do { limits.artifacts.perJob = try ByteSize(parsing: artifactLimit).bytes } catch {
-      throw CLIError.usage("--artifact-limit: \(error)")
-    }
+    limits.artifacts.perJob = try sizeFlag(artifactLimit, "--artifact-limit")
     guard artifactFiles >= 1 else { throw CLIError.usage("--artifact-files must be 1 or more") }
     limits.artifacts.filesPerJob = artifactFiles
-    do { limits.artifacts.pool = try ByteSize(parsing: artifactPoolLimit).bytes } catch {
-      throw CLIError.usage("--artifact-pool-limit: \(error)")
-    }
+    limits.artifacts.pool = try sizeFlag(artifactPoolLimit, "--artifact-pool-limit")
     let logger = makeLogger("coordinator")
     let context = ZMQContext()
     let server: CoordinatorServer
@@ -238,21 +230,11 @@ struct WorkerCommand: AsyncParsableCommand {
       }
     }
     if let uploadRate {
-      do {
-        let rate = try ByteSize(parsing: uploadRate).bytes
-        guard rate > 0 else { throw CLIError.usage("--upload-rate must be more than 0 bytes per second") }
-        configuration.uploadRate = rate
-      } catch let error as CLIError {
-        throw error
-      } catch {
-        throw CLIError.usage("--upload-rate: \(error)")
-      }
+      let rate = try sizeFlag(uploadRate, "--upload-rate")
+      guard rate > 0 else { throw CLIError.usage("--upload-rate must be more than 0 bytes per second") }
+      configuration.uploadRate = rate
     }
-    if let cacheBudget {
-      do { configuration.cacheBudget = try ByteSize(parsing: cacheBudget).bytes } catch {
-        throw CLIError.usage("--cache-budget: \(error)")
-      }
-    }
+    if let cacheBudget { configuration.cacheBudget = try sizeFlag(cacheBudget, "--cache-budget") }
     for label in labels {
       let (key, value) = try keyValue(label, flag: "--label")
       configuration.labels[key] = value
@@ -260,11 +242,7 @@ struct WorkerCommand: AsyncParsableCommand {
     if noGpu {
       configuration.declaredGPUs = []
     } else if !gpus.isEmpty {
-      configuration.declaredGPUs = try gpus.enumerated().map { index, text in
-        do { return try GPU(declaration: text, index: index) } catch {
-          throw CLIError.usage("--gpu: \(error)")
-        }
-      }
+      configuration.declaredGPUs = try declaredGPUs(gpus)
     }
     return configuration
   }
@@ -274,10 +252,7 @@ struct WorkerCommand: AsyncParsableCommand {
   /// smallest `--max-message` a coordinator takes (4 MiB), or the coordinator would drop
   /// the worker's connection over every resend.
   static func maxLineBytes(_ text: String) throws -> Int {
-    let bytes: Int64
-    do { bytes = try ByteSize(parsing: text).bytes } catch {
-      throw CLIError.usage("--max-log-line: \(error)")
-    }
+    let bytes = try sizeFlag(text, "--max-log-line")
     guard (1024...1024 * 1024).contains(bytes) else {
       throw CLIError.usage("--max-log-line: \(text) is outside 1KiB...1MiB")
     }
@@ -323,13 +298,7 @@ struct DevCommand: AsyncParsableCommand {
     var configuration = WorkerConfiguration(coordinator: server.endpoint, root: folder + "/worker")
     configuration.name = "local"
     configuration.slots = slots
-    if !gpus.isEmpty {
-      configuration.declaredGPUs = try gpus.enumerated().map { index, text in
-        do { return try GPU(declaration: text, index: index) } catch {
-          throw CLIError.usage("--gpu: \(error)")
-        }
-      }
-    }
+    if !gpus.isEmpty { configuration.declaredGPUs = try declaredGPUs(gpus) }
     let agent = try await WorkerAgent(configuration: configuration, context: context, logger: logger)
     print("pinpool dev: coordinator on \(server.endpoint), data in \(folder)")
     print("submit with: pinpool submit SCRIPT --follow")
@@ -401,4 +370,20 @@ private final class OnceFlag: @unchecked Sendable {
     claimed = true
     return true
   }
+}
+
+/// A size flag's value (`64MiB`, `1.5G`); a bad one is a usage error naming the flag.
+func sizeFlag(_ text: String, _ flag: String) throws(CLIError) -> Int64 {
+  do { return try ByteSize(parsing: text).bytes } catch { throw CLIError.usage("\(flag): \(error)") }
+}
+
+/// `--gpu` declarations, numbered in order (worker and dev).
+func declaredGPUs(_ texts: [String]) throws(CLIError) -> [GPU] {
+  var gpus: [GPU] = []
+  for (index, text) in texts.enumerated() {
+    do { gpus.append(try GPU(declaration: text, index: index)) } catch {
+      throw CLIError.usage("--gpu: \(error)")
+    }
+  }
+  return gpus
 }

@@ -95,21 +95,14 @@ final class ArtifactStore {
 
   func begin(jobID: Int64, _ message: ArtifactBeginMessage, now: Double) -> ArtifactOutcome {
     let key = Key(job: jobID, attempt: message.attempt, name: message.name)
-    func ack(_ offset: Int64, complete: Bool = false, error: String? = nil) -> ArtifactOutcome {
-      ArtifactOutcome(
-        ack: ArtifactAckMessage(
-          jobID: message.jobID, attempt: message.attempt, name: message.name, offset: offset,
-          complete: complete,
-          error: error))
+    func ack(_ offset: Int64, error: String? = nil) -> ArtifactOutcome {
+      Self.ack(key, jobText: message.jobID, offset, error: error)
     }
-    if let refusal = check(key, size: message.size, sha256: message.sha256, jobText: message.jobID) {
-      return ack(0, error: refusal)
+    let partial: String
+    switch admit(key, size: message.size, sha256: message.sha256, jobText: message.jobID, now: now) {
+    case .answered(let outcome): return outcome
+    case .partial(let path): partial = path
     }
-    if let done = alreadyStored(key, size: message.size, sha256: message.sha256, now: now) {
-      return ArtifactOutcome(ack: done.ack, stored: done.stored)
-    }
-    reserve(key, size: message.size)
-    let partial = partialPath(key, size: message.size, sha256: message.sha256)
     do {
       try FileManager.default.createDirectory(
         atPath: (partial as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -131,24 +124,16 @@ final class ArtifactStore {
 
   func chunk(jobID: Int64, _ message: ArtifactChunkMessage, data: Data, now: Double) -> ArtifactOutcome {
     let key = Key(job: jobID, attempt: message.attempt, name: message.name)
-    func ack(_ offset: Int64, complete: Bool = false, error: String? = nil, retryable: Bool = false)
-      -> ArtifactOutcome
-    {
-      ArtifactOutcome(
-        ack: ArtifactAckMessage(
-          jobID: message.jobID, attempt: message.attempt, name: message.name, offset: offset,
-          complete: complete,
-          error: error, retryable: retryable))
+    func ack(_ offset: Int64, error: String? = nil) -> ArtifactOutcome {
+      Self.ack(key, jobText: message.jobID, offset, error: error)
     }
-    if let refusal = check(key, size: message.size, sha256: message.sha256, jobText: message.jobID) {
-      return ack(0, error: refusal)
+    // A chunk with no `artifactBegin` in this process (sent across a restart) is admitted
+    // (its size reserved) here too.
+    let partial: String
+    switch admit(key, size: message.size, sha256: message.sha256, jobText: message.jobID, now: now) {
+    case .answered(let outcome): return outcome
+    case .partial(let path): partial = path
     }
-    if let done = alreadyStored(key, size: message.size, sha256: message.sha256, now: now) {
-      return ArtifactOutcome(ack: done.ack, stored: done.stored)
-    }
-    // A chunk with no `artifactBegin` in this process (sent across a restart): reserve now.
-    reserve(key, size: message.size)
-    let partial = partialPath(key, size: message.size, sha256: message.sha256)
     let held = Self.length(partial) ?? 0
     // Only the chunk that continues the partial file exactly is taken; anything else
     // (a resend, or one that overtook a lost one) is answered with what is held.
@@ -188,14 +173,8 @@ final class ArtifactStore {
   private func finish(
     _ key: Key, partial: String, size: Int64, sha256: String, jobText: String, now: Double
   ) -> ArtifactOutcome {
-    func ack(_ offset: Int64, complete: Bool = false, error: String? = nil, retryable: Bool = false)
-      -> ArtifactOutcome
-    {
-      ArtifactOutcome(
-        ack: ArtifactAckMessage(
-          jobID: jobText, attempt: key.attempt, name: key.name, offset: offset, complete: complete,
-          error: error,
-          retryable: retryable))
+    func ack(_ offset: Int64, error: String? = nil, retryable: Bool = false) -> ArtifactOutcome {
+      Self.ack(key, jobText: jobText, offset, error: error, retryable: retryable)
     }
     if size == 0, Self.length(partial) == nil {
       // An empty file never gets a chunk: create it.
@@ -234,7 +213,43 @@ final class ArtifactStore {
     }
     try? WriteAll.syncDirectory((final as NSString).deletingLastPathComponent)
     stored[key] = sha256
-    return ArtifactOutcome(
+    return Self.complete(key, jobText: jobText, size: size, sha256: sha256, now: now)
+  }
+
+  private enum Admission {
+    /// Refused, or stored already: this is the answer.
+    case answered(ArtifactOutcome)
+    /// Go on with the upload in this partial file (its size is reserved).
+    case partial(String)
+  }
+
+  /// What every `artifactBegin` and `artifactChunk` passes first.
+  private func admit(_ key: Key, size: Int64, sha256: String, jobText: String, now: Double) -> Admission {
+    if let refusal = check(key, size: size, sha256: sha256, jobText: jobText) {
+      return .answered(Self.ack(key, jobText: jobText, 0, error: refusal))
+    }
+    if let done = alreadyStored(key, size: size, sha256: sha256, jobText: jobText, now: now) {
+      return .answered(done)
+    }
+    reserve(key, size: size)
+    return .partial(partialPath(key, size: size, sha256: sha256))
+  }
+
+  /// An acknowledgement of `offset` bytes held (with `error`, a refusal).
+  private static func ack(
+    _ key: Key, jobText: String, _ offset: Int64, error: String? = nil, retryable: Bool = false
+  ) -> ArtifactOutcome {
+    ArtifactOutcome(
+      ack: ArtifactAckMessage(
+        jobID: jobText, attempt: key.attempt, name: key.name, offset: offset, complete: false, error: error,
+        retryable: retryable))
+  }
+
+  /// The file is stored: acknowledged complete, and recorded.
+  private static func complete(_ key: Key, jobText: String, size: Int64, sha256: String, now: Double)
+    -> ArtifactOutcome
+  {
+    ArtifactOutcome(
       ack: ArtifactAckMessage(
         jobID: jobText, attempt: key.attempt, name: key.name, offset: size, complete: true),
       stored: .artifactStored(
@@ -243,7 +258,9 @@ final class ArtifactStore {
 
   /// A file stored before (an acknowledgement lost with a connection, or a restart
   /// between storing and committing): complete again, recorded again.
-  private func alreadyStored(_ key: Key, size: Int64, sha256: String, now: Double) -> ArtifactOutcome? {
+  private func alreadyStored(_ key: Key, size: Int64, sha256: String, jobText: String, now: Double)
+    -> ArtifactOutcome?
+  {
     let final = finalPath(key)
     guard let length = Self.length(final) else { return nil }
     let known = stored[key]
@@ -259,11 +276,7 @@ final class ArtifactStore {
     }
     stored[key] = sha256
     reserve(key, size: size)
-    return ArtifactOutcome(
-      ack: ArtifactAckMessage(
-        jobID: String(key.job), attempt: key.attempt, name: key.name, offset: size, complete: true),
-      stored: .artifactStored(
-        jobID: key.job, attempt: key.attempt, name: key.name, size: size, sha256: sha256, at: now))
+    return Self.complete(key, jobText: jobText, size: size, sha256: sha256, now: now)
   }
 
   /// Why an upload is refused: a bad name or checksum, or a limit.

@@ -29,7 +29,7 @@ struct RetentionTests {
     ])
     #expect(FileManager.default.fileExists(atPath: store.logFiles.path(1)))
     // Job 2 is old but the core still waits for its cleanup report; job 4 is queued.
-    #expect(try store.prune(finishedBefore: 500, keep: [2]) == 1)
+    #expect(try store.pruneJobs(finishedBefore: 500, keep: [2]).count == 1)
     #expect(try store.job(1, waitReason: { _ in nil }) == nil)
     #expect(try store.logs(jobID: 1, since: 0, limit: 10).isEmpty)
     // Its log file went with it.
@@ -50,7 +50,7 @@ struct RetentionTests {
     #expect(try store.job(4, waitReason: { _ in nil })?.state == .queued)
     // The bundle is still used by the remaining jobs.
     #expect(try store.assignment(jobID: 4, attempt: 1, gpuIndices: [])?.1 == Data([1, 2, 3]))
-    #expect(try store.prune(finishedBefore: 10_000, keep: []) == 2)
+    #expect(try store.pruneJobs(finishedBefore: 10_000, keep: []).count == 2)
     #expect(try store.job(4, waitReason: { _ in nil }) != nil)
   }
 }

@@ -82,7 +82,7 @@ private func worker(
     queue.remove(.init(priority: 0, id: 3))  // not there: no-op
     queue.remove(.init(priority: 1, id: 99))  // not there: no-op
     #expect(queue.keys.map(\.id) == [1, 5, 2, 4])
-    queue.removeAll { $0.id == 5 }
+    queue.remove(.init(priority: 1, id: 5))
     #expect(queue.keys.map(\.id) == [1, 2, 4])
     #expect(!queue.isEmpty)
   }

@@ -67,10 +67,6 @@ struct JobQueue: Sendable {
     if runs[key.requirementClass]?.isEmpty == true { runs[key.requirementClass] = nil }
   }
 
-  mutating func removeAll(where shouldRemove: (LiveJob.QueueKey) -> Bool) {
-    for key in keys where shouldRemove(key) { remove(key) }
-  }
-
   enum ScanStep {
     /// Go on to the next key in service order.
     case next

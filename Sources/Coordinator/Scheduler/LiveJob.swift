@@ -10,10 +10,8 @@ struct LiveJob: Sendable {
   /// it) share one copy, which keeps a job's entry in the coordinator's job table small —
   /// with 100,000 queued jobs that table is most of the coordinator's memory.
   private(set) var requirementsBox: RequirementsBox
-  var requirements: Requirements {
-    get { requirementsBox.value }
-    set { requirementsBox = RequirementsBox(newValue) }
-  }
+  /// Read only: a job's requirements, its class and the shared copy are set together.
+  var requirements: Requirements { requirementsBox.value }
   var attempt: Int
   var retries: Int
   var failures: Int

@@ -646,13 +646,7 @@ final class JobStore {
 
   /// Deletes final jobs that finished before `cutoff`, with their logs and attempts, and
   /// bundles no job uses any more; at most 10,000 a call, so one sweep never stalls the
-  /// loop for long. Returns how many jobs went.
-  @discardableResult
-  func prune(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> Int {
-    try pruneJobs(finishedBefore: cutoff, keep: keep).count
-  }
-
-  /// `prune`, returning the ids of the jobs deleted (their artifact files go too).
+  /// loop for long. Returns the ids of the jobs deleted (their artifact files go too).
   func pruneJobs(finishedBefore cutoff: Double, keep: Set<Int64>) throws(StoreError) -> [Int64] {
     let ids: [Int64]
     do {

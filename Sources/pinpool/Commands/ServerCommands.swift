@@ -129,8 +129,7 @@ struct WorkerCommand: AsyncParsableCommand {
         "pinpool worker --probe --root /tmp/w",
       ],
       exit: [.success, .failure, .usage]))
-  @Option(help: "The coordinator's endpoint.") var coordinator =
-    ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
+  @Option(help: "The coordinator's endpoint.") var coordinator = ClientOptions.defaultCoordinator
   @Option(help: "The worker's own folder: workspaces, runtime, caches.", completion: .directory) var root:
     String
   @Option(

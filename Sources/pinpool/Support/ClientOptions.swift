@@ -4,11 +4,16 @@ import Shared
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
+  /// `PINPOOL_COORDINATOR`, else the default endpoint: where clients and workers connect
+  /// without `--coordinator`.
+  static var defaultCoordinator: String {
+    ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
+  }
+
   @Option(
     help: ArgumentHelp(
       "The coordinator's endpoint (or set PINPOOL_COORDINATOR).", valueName: "endpoint"))
-  var coordinator: String =
-    ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
+  var coordinator: String = ClientOptions.defaultCoordinator
 
   @Flag(help: "Print machine-readable JSON (one object or one array).")
   var json = false

@@ -17,7 +17,7 @@ enum Completions {
       if word == "--coordinator", index + 1 < words.count { return words[index + 1] }
       if word.hasPrefix("--coordinator=") { return String(word.dropFirst("--coordinator=".count)) }
     }
-    return ProcessInfo.processInfo.environment["PINPOOL_COORDINATOR"] ?? "tcp://127.0.0.1:7450"
+    return ClientOptions.defaultCoordinator
   }
 
   /// The newest jobs first, so the one just submitted is the first candidate.

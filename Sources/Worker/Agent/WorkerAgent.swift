@@ -172,9 +172,8 @@ public actor WorkerAgent {
       }
       // Stopped while uploading artifacts: the workspace was marked to outlive the
       // restart; the upload resumes (from what the coordinator holds) once registered.
-      let workspace =
-        Confinement(root: configuration.root + "/jobs").root
-        + "/\(recovered.job.jobID)-\(recovered.job.attempt)"
+      let workspace = Workspace.path(
+        workerRoot: configuration.root, jobID: recovered.job.jobID, attempt: recovered.job.attempt)
       let uploading =
         recovered.cleanup == nil && !recovered.job.artifacts.isEmpty
         && KeptWorkspaces.deadline(of: workspace) != nil
@@ -366,7 +365,7 @@ public actor WorkerAgent {
           "uploading artifacts",
           metadata: [
             "attempt": "\(ref)", "files": "\(files.count)",
-            "bytes": "\(files.reduce(Int64(0)) { $0 + $1.size })",
+            "bytes": "\(files.totalBytes)",
           ])
       }
       core.startUpload(ref, files: files, now: now)
@@ -515,7 +514,7 @@ public actor WorkerAgent {
           // away the only copy: marked (before the end is recorded), the workspace
           // outlives a restart, and the upload resumes.
           try? KeptWorkspaces.keep(workspace, until: Timestamp.now() + configuration.keepUnuploaded)
-          let bytes = files.reduce(Int64(0)) { $0 + $1.size }
+          let bytes = files.totalBytes
           output.append(
             .pinpool,
             "uploading \(files.count) artifact\(files.count == 1 ? "" : "s") (\(ByteSize(bytes: bytes))): "

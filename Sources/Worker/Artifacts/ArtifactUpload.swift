@@ -70,7 +70,7 @@ struct ArtifactUpload: Sendable {
 
   var current: ArtifactFile? { index < files.count ? files[index] : nil }
 
-  var totalBytes: Int64 { files.reduce(0) { $0 + $1.size } }
+  var totalBytes: Int64 { files.totalBytes }
 
   /// After a reconnect: anything in flight may be lost; ask where the coordinator stands.
   mutating func resume() {
@@ -182,4 +182,8 @@ struct ArtifactUpload: Sendable {
     rateStart = start
     return Double(bytesSent) <= Double(rate) * (now - start)
   }
+}
+
+extension [ArtifactFile] {
+  var totalBytes: Int64 { reduce(0) { $0 + $1.size } }
 }

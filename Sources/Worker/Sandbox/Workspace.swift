@@ -37,7 +37,7 @@ public struct Workspace: Sendable {
         throw WorkspaceError("cannot create the jobs folder '\(jobs)': \(error.localizedDescription)")
       }
     }
-    let path = Confinement(root: jobs).root + "/\(jobID)-\(attempt)"
+    let path = Self.path(workerRoot: workerRoot, jobID: jobID, attempt: attempt)
     // Left over from an earlier run of the worker (a crash before cleanup): start clean,
     // removing it without following any link it holds.
     _ = try WorkspaceCleanup.remove(path, diskFreeAt: jobs)
@@ -45,6 +45,11 @@ public struct Workspace: Sendable {
       throw WorkspaceError("cannot create the workspace '\(path)': \(String(cString: strerror(errno)))")
     }
     return Workspace(existing: path)
+  }
+
+  /// Where an attempt's workspace is (whether or not it exists).
+  public static func path(workerRoot: String, jobID: String, attempt: Int) -> String {
+    Confinement(root: workerRoot + "/jobs").root + "/\(jobID)-\(attempt)"
   }
 
   /// Job ids become one path component; anything that could name another folder is refused.

@@ -53,7 +53,11 @@ read -r outcome end <<<"$result"
 pinpool_line=$(python3 -c "n=$n; s=$start; b=$submitted; e=$end; print(f'pinpool-array N={n} workers=$workers slots=$slots submit_s={b-s:.2f} total_s={e-s:.2f} jobs_per_s={n/(e-s):.1f}')")
 echo "$pinpool_line"
 if [ -n "${SHOW_CPU:-}" ]; then
-  for p in "${pids[@]}"; do ps -o pid=,time=,args= -p "$p" | cut -c1-80; done
+  # utime+stime of each daemon, and of the children it reaped (the jobs' shells), in ms
+  for p in "${pids[@]}"; do
+    read -r -a st <"/proc/$p/stat"
+    echo "cpu pid=$p $(ps -o args= -p "$p" | cut -d' ' -f2) self_ms=$(((st[13] + st[14]) * 10)) children_ms=$(((st[15] + st[16]) * 10))"
+  done
 fi
 
 # The peer, on the same machine in the same run.

@@ -84,6 +84,35 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: ws.root + "/install.json"))
   }
 
+  @Test func aJobsFolderRemovedWhileRunningIsMadeAgain() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    _ = try Workspace.create(workerRoot: dir.path, jobID: "a", attempt: 1)
+    _ = try WorkspaceCleanup.remove(dir.file("jobs"), diskFreeAt: dir.path)
+    let ws = try Workspace.create(workerRoot: dir.path, jobID: "b", attempt: 1)
+    #expect(ws.root == dir.file("jobs/b-1"))
+    #expect(FileManager.default.fileExists(atPath: ws.root))
+  }
+
+  @Test func aWorkerRootReachedThroughALinkGivesCanonicalWorkspaces() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    try FileManager.default.createDirectory(atPath: dir.file("real"), withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(atPath: dir.file("link"), withDestinationPath: dir.file("real"))
+    let ws = try Workspace.create(workerRoot: dir.file("link"), jobID: "j", attempt: 2)
+    #expect(ws.root == dir.file("real/jobs/j-2"))
+    #expect(ws.confinement.root == ws.root)
+    // A link inside the workspace still cannot lead a script out of it, and `..` from
+    // the root leaves it.
+    try FileManager.default.createSymbolicLink(atPath: ws.root + "/out", withDestinationPath: dir.path)
+    #expect(throws: ConfinementError.self) { try ws.confinement.resolve("out/x") }
+    #expect(throws: ConfinementError.self) { try ws.confinement.resolve("../j-3/x") }
+    #expect(try ws.confinement.resolve("sub/../file") == ws.root + "/file")
+    #expect(try ws.confinement.resolve(ws.root + "/a/./b") == ws.root + "/a/b")
+    // A path that only shares the root's text as a prefix is another folder.
+    #expect(throws: ConfinementError.self) { try ws.confinement.resolve(ws.root + "x/file") }
+  }
+
   @Test func oddJobIDsAreRefused() throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }

@@ -222,20 +222,25 @@ import Testing
     #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
   }
 
-  @Test func pidRecordsAndLeftovers() async throws {
+  @Test func pidJournalAndLeftovers() async throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
     let pids = dir.file("pids")
+    try FileManager.default.createDirectory(atPath: pids, withIntermediateDirectories: true)
+    let journal = ShellPidJournal(directory: pids)
     let recorder = Recorder()
     defer { recorder.killGroup() }
-    _ = try await ShellProcess.run(request("echo PGID $$"), options: ShellOptions(pidDirectory: pids)) {
+    _ = try await ShellProcess.run(request("echo PGID $$"), options: ShellOptions(pidJournal: journal)) {
       stream, raw in
       let line = raw.text
       recorder.record(stream, line)
       return .continue_
     }
-    // Recorded while running, removed once reaped.
-    #expect((try? FileManager.default.contentsOfDirectory(atPath: pids)) == [])
+    // Recorded while running, marked reaped once reaped: nothing is left to kill.
+    let written = try String(contentsOfFile: journal.path, encoding: .utf8)
+    #expect(written.hasPrefix("+ \(recorder.group) \(ShellPidJournal.bootID) echo PGID $$\n"))
+    #expect(written.hasSuffix("- \(recorder.group)\n"))
+    #expect(ShellPidJournal.journalRecords(Data(written.utf8)).isEmpty)
 
     // A worker that crashed left a detached server behind.
     let server = Recorder()
@@ -249,16 +254,82 @@ import Testing
       Issue.record("unexpected outcome \(outcome)")
       return
     }
-    ShellPidRecords.write(pgid: server.group, directory: pids, command: "sleep 600")
+    journal.started(pgid: server.group, command: "sleep 600")
+    // What a worker before the journal wrote: a file per group, this one from an
+    // earlier boot (its number belongs to someone else now).
     try "boot=some-earlier-boot\n".write(toFile: pids + "/999999", atomically: true, encoding: .utf8)
-    #expect(ShellProcess.killLeftovers(pidDirectory: pids) == [server.group])
-    #expect((try? FileManager.default.contentsOfDirectory(atPath: pids)) == [])
+    #expect(ShellPidJournal.killLeftovers(directory: pids) == [server.group])
+    #expect((try? FileManager.default.contentsOfDirectory(atPath: pids)) == [ShellPidJournal.fileName])
+    #expect(FileManager.default.contents(atPath: journal.path)?.isEmpty == true)
     guard case .signalled(let signal) = await process.wait() else {
       Issue.record("the leftover was not killed")
       return
     }
     #expect(signal == SIGKILL)
     #expect(!ShellProcessGroups.hasLiveMembers(server.group))
+  }
+
+  @Test func pidFilesOfAnOlderWorkerFromThisBootAreKilled() async throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let pids = dir.file("pids")
+    try FileManager.default.createDirectory(atPath: pids, withIntermediateDirectories: true)
+    let server = Recorder()
+    defer { server.killGroup() }
+    let outcome = try await ShellProcess.run(request("echo PGID $$; sleep 600")) { stream, raw in
+      server.record(stream, raw.text)
+      return raw.text.hasPrefix("PGID") ? .detach : .continue_
+    }
+    guard case .detached(let process) = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    try "boot=\(ShellPidJournal.bootID)\ncommand=sleep 600\n".write(
+      toFile: pids + "/\(server.group)", atomically: true, encoding: .utf8)
+    #expect(ShellPidJournal.killLeftovers(directory: pids) == [server.group])
+    #expect((try? FileManager.default.contentsOfDirectory(atPath: pids)) == [])
+    guard case .signalled = await process.wait() else {
+      Issue.record("the leftover was not killed")
+      return
+    }
+  }
+
+  @Test func pidJournalIsCompactedToItsLiveGroups() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let journal = ShellPidJournal(directory: dir.path, compactionBytes: 256)
+    journal.started(pgid: 4242, command: "serve --port 1\nwith a newline")
+    for pgid in Int32(5000)..<5200 {
+      journal.started(pgid: pgid, command: "echo \(pgid)")
+      journal.ended(pgid: pgid)
+    }
+    // Ended twice, or never started: nothing to write.
+    journal.ended(pgid: 5000)
+    journal.ended(pgid: 7)
+    let data = try #require(FileManager.default.contents(atPath: journal.path))
+    #expect(data.count < 256 + 200)
+    let live = ShellPidJournal.journalRecords(data)
+    #expect(live.map(\.pgid) == [4242])
+    #expect(live.first?.boot == ShellPidJournal.bootID)
+    let text = String(decoding: data, as: UTF8.self)
+    #expect(text.contains("serve --port 1 with a newline"))
+  }
+
+  @Test func pidJournalReadsPastTornAndForeignLines() {
+    let text = """
+      + 100 boot-a sleep 1
+      + 101 boot-a sleep 2
+      - 100
+      garbage line
+      + 1 boot-a init is never ours
+      + x boot-a not a number
+      + 100 boot-b reused after reboot
+      - 101
+      + 102 boot-a torn
+      """
+    let live = ShellPidJournal.journalRecords(Data(text.utf8))
+    #expect(live.map(\.pgid) == [100, 102])
+    #expect(live.map(\.boot) == ["boot-b", "boot-a"])
   }
 
   @Test func missingDirectoryIsALaunchError() async throws {

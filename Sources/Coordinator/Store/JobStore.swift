@@ -14,6 +14,11 @@ final class JobStore {
   /// Where the next chunk of a job's log goes in its file (the end of what is indexed),
   /// and the job-wide number its first line must have.
   private var logEnds: [Int64: (offset: Int64, nextSeq: Int)] = [:]
+  /// Decoding is most of what an assignment costs; one decoder, and the jobs of an array
+  /// share their requirements and artifact patterns word for word.
+  private let decoder = JSONDecoder()
+  private var lastRequirements: (text: String, value: Requirements)?
+  private var lastArtifacts: (text: String, value: [String])?
 
   init(directory: String) throws(StoreError) {
     do {
@@ -228,11 +233,11 @@ final class JobStore {
     if let end = logEnds[jobID] { return end }
     let end = try read { db in
       let row = try Row.fetchOne(
-        db,
-        sql: """
-          SELECT COALESCE(MAX(offset + length), 0) AS end, COALESCE(MAX(last_seq), 0) AS last
-          FROM log_chunks WHERE job_id = ?
-          """, arguments: [jobID])
+        db.cachedStatement(
+          sql: """
+            SELECT COALESCE(MAX(offset + length), 0) AS end, COALESCE(MAX(last_seq), 0) AS last
+            FROM log_chunks WHERE job_id = ?
+            """), arguments: [jobID])
       let offset: Int64 = row?["end"] ?? 0
       let last: Int = row?["last"] ?? 0
       return (offset: offset, nextSeq: last + 1)
@@ -265,8 +270,8 @@ final class JobStore {
   private func apply(_ change: StoreChange, _ db: Database) throws {
     switch change {
     case .insertJobs(let rows, let hash, let bundle):
-      try db.execute(
-        sql: "INSERT OR IGNORE INTO bundles (hash, data) VALUES (?, ?)", arguments: [hash, Data(bundle)])
+      try db.cachedStatement(sql: "INSERT OR IGNORE INTO bundles (hash, data) VALUES (?, ?)")
+        .execute(arguments: [hash, Data(bundle)])
       let statement = try db.cachedStatement(
         sql: """
           INSERT INTO jobs (id, name, state, priority, retries, entry, args, requirements, artifacts,
@@ -308,8 +313,8 @@ final class JobStore {
           .execute(arguments: [locals.serialized(), id])
       }
     case .jobEnvironment(let id, let environment):
-      try db.execute(
-        sql: "UPDATE jobs SET environment = ? WHERE id = ?", arguments: [environment.serialized(), id])
+      try db.cachedStatement(sql: "UPDATE jobs SET environment = ? WHERE id = ?")
+        .execute(arguments: [environment.serialized(), id])
     case .jobNotification(let id, let text):
       let current = try String.fetchOne(
         db, sql: "SELECT notifications FROM jobs WHERE id = ?", arguments: [id])
@@ -326,21 +331,23 @@ final class JobStore {
           """
       ).execute(arguments: [state.rawValue, exitCode.map { Int64($0) }, error, at, id])
       if let locals {
-        try db.execute(sql: "UPDATE jobs SET locals = ? WHERE id = ?", arguments: [locals.serialized(), id])
+        try db.cachedStatement(sql: "UPDATE jobs SET locals = ? WHERE id = ?")
+          .execute(arguments: [locals.serialized(), id])
       }
       try db.cachedStatement(
         sql: "UPDATE attempts SET state = ?, error = ?, ended_at = ? WHERE job_id = ? AND attempt = ?"
       ).execute(arguments: [state.rawValue, error, at, id, attempt])
     case .jobRequeued(let id, _, let failures, let lostCount, let reason, _):
-      try db.execute(
+      try db.cachedStatement(
         sql: """
           UPDATE jobs SET state = 'queued', failures = ?, lost_count = ?, worker_id = NULL, worker_name = NULL,
             gpus = '[]', error = ?, started_at = NULL WHERE id = ?
-          """, arguments: [failures, lostCount, "requeued: \(reason)", id])
+          """
+      ).execute(arguments: [failures, lostCount, "requeued: \(reason)", id])
     case .attemptEnded(let id, let attempt, let state, let error, let at):
-      try db.execute(
-        sql: "UPDATE attempts SET state = ?, error = ?, ended_at = ? WHERE job_id = ? AND attempt = ?",
-        arguments: [state.rawValue, error, at, id, attempt])
+      try db.cachedStatement(
+        sql: "UPDATE attempts SET state = ?, error = ?, ended_at = ? WHERE job_id = ? AND attempt = ?"
+      ).execute(arguments: [state.rawValue, error, at, id, attempt])
     case .jobCleanup(let id, let attempt, let state, let bytesFreed, let diskFreeAfter, let reason):
       try db.cachedStatement(
         sql: """
@@ -456,13 +463,29 @@ final class JobStore {
 
   private func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
     guard let text else { return nil }
-    return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
+    return try? decoder.decode(T.self, from: Data(text.utf8))
+  }
+
+  private func requirements(_ text: String?) -> Requirements {
+    guard let text else { return Requirements() }
+    if let last = lastRequirements, last.text == text { return last.value }
+    let value = decode(Requirements.self, text) ?? Requirements()
+    lastRequirements = (text, value)
+    return value
+  }
+
+  private func artifacts(_ text: String?) -> [String] {
+    guard let text else { return [] }
+    if let last = lastArtifacts, last.text == text { return last.value }
+    let value = decode([String].self, text) ?? []
+    lastArtifacts = (text, value)
+    return value
   }
 
   private func liveJob(_ row: Row) -> LiveJob {
     LiveJob(
       id: row["id"], name: row["name"], priority: row["priority"],
-      requirements: decode(Requirements.self, row["requirements"]) ?? Requirements(),
+      requirements: requirements(row["requirements"]),
       attempt: row["attempt"], retries: row["retries"], failures: row["failures"],
       lostCount: row["lost_count"],
       state: JobState(rawValue: row["state"]) ?? .queued, workerID: row["worker_id"],
@@ -594,9 +617,10 @@ final class JobStore {
     try read { db in
       guard
         let row = try Row.fetchOne(
-          db,
-          sql:
-            "SELECT name, entry, args, requirements, artifacts, timeout, bundle_hash FROM jobs WHERE id = ?",
+          db.cachedStatement(
+            sql:
+              "SELECT name, entry, args, requirements, artifacts, timeout, bundle_hash FROM jobs WHERE id = ?"
+          ),
           arguments: [jobID])
       else { return nil }
       let hash: String = row["bundle_hash"]
@@ -612,8 +636,8 @@ final class JobStore {
       let job = AssignedJob(
         jobID: String(jobID), attempt: attempt, name: row["name"], entry: row["entry"],
         args: decode(JSONValue.self, row["args"]) ?? .object(JSONObject()), gpuIndices: gpuIndices,
-        requirements: decode(Requirements.self, row["requirements"]) ?? Requirements(),
-        timeoutSeconds: row["timeout"], artifacts: decode([String].self, row["artifacts"]) ?? [])
+        requirements: requirements(row["requirements"]),
+        timeoutSeconds: row["timeout"], artifacts: artifacts(row["artifacts"]))
       return (job, bundle)
     }
   }

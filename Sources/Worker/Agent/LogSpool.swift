@@ -18,11 +18,15 @@ final class LogSpool {
   /// piece, a chunk of lines as a piece of its own (written from where it is, not copied).
   private var buffers: [AttemptRef: [Data]] = [:]
   /// Open for the life of the attempt: one write per flush, not an open per line.
-  private var handles: [AttemptRef: FileHandle] = [:]
+  private var handles: [AttemptRef: Int32] = [:]
   private let encoder = WireCoding.encoder
 
   init(directory: String) {
     self.directory = directory
+  }
+
+  deinit {
+    for fd in handles.values { close(fd) }
   }
 
   private func path(_ ref: AttemptRef) -> String { directory + "/\(ref.jobID)-\(ref.attempt).spool" }
@@ -65,23 +69,20 @@ final class LogSpool {
   func flush() -> [String] {
     var failures: [String] = []
     for (ref, pieces) in buffers where !pieces.isEmpty {
-      do {
+      do throws(WriteAll.Failure) {
         if handles[ref] == nil {
-          let file = path(ref)
-          if !FileManager.default.fileExists(atPath: file) {
-            _ = FileManager.default.createFile(atPath: file, contents: nil)
-          }
-          guard let handle = FileHandle(forWritingAtPath: file) else {
-            failures.append("\(file): cannot open the spool file")
+          // One open that creates: no existence check, temporary file and rename first.
+          let fd = open(path(ref), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+          guard fd >= 0 else {
+            failures.append("\(path(ref)): cannot open the spool file: \(String(cString: strerror(errno)))")
             continue
           }
-          try handle.seekToEnd()
-          handles[ref] = handle
+          handles[ref] = fd
         }
-        // The throwing write: the other one traps on a full disk.
-        for piece in pieces { try handles[ref]?.write(contentsOf: piece) }
+        guard let fd = handles[ref] else { continue }
+        for piece in pieces { try WriteAll.write(fd, piece) }
       } catch {
-        failures.append("\(path(ref)): \(error.localizedDescription)")
+        failures.append("\(path(ref)): \(error.reason)")
       }
     }
     buffers.removeAll(keepingCapacity: true)
@@ -91,7 +92,7 @@ final class LogSpool {
   /// The coordinator has everything of this attempt.
   func forget(_ ref: AttemptRef) {
     buffers[ref] = nil
-    try? handles.removeValue(forKey: ref)?.close()
+    if let fd = handles.removeValue(forKey: ref) { close(fd) }
     unlink(path(ref))
   }
 

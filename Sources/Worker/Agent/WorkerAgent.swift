@@ -105,6 +105,7 @@ public actor WorkerAgent {
   private var lastResourceRefresh = 0.0
   private var lastProbe = Timestamp.now()
   private let spool: LogSpool
+  private let pidJournal: ShellPidJournal
   private var probing = false
   /// Each running attempt's printed lines, taken in slices (see `JobOutput`).
   private var outputs: [AttemptRef: JobOutput] = [:]
@@ -147,7 +148,8 @@ public actor WorkerAgent {
       try FileManager.default.createDirectory(
         atPath: configuration.root + "/" + folder, withIntermediateDirectories: true)
     }
-    let killed = ShellProcess.killLeftovers(pidDirectory: configuration.root + "/pids")
+    let killed = ShellPidJournal.killLeftovers(directory: configuration.root + "/pids")
+    pidJournal = ShellPidJournal(directory: configuration.root + "/pids")
     let swept = KeptWorkspaces.sweep(
       jobsRoot: configuration.root + "/jobs", now: Timestamp.now(), includeUnmarked: true,
       diskFreeAt: configuration.root)
@@ -491,7 +493,8 @@ public actor WorkerAgent {
     let sink = self.sink
     let output = JobOutput { sink.yield(.output(ref)) }
     outputs[ref] = output
-    let configuration = self.configuration
+    var configuration = self.configuration
+    configuration.shellOptions.pidJournal = pidJournal
     let advert = core.advert
     let logger = self.logger
     logger.info("starting job", metadata: ["attempt": "\(ref)", "name": "\(job.name)"])
@@ -580,8 +583,7 @@ public actor WorkerAgent {
       gpuIndices: job.gpuIndices, gpuVendor: vendor,
       runtimeBin: configuration.useRuntime ? [configuration.runtimeRoot + "/bin"] : [],
       passThrough: configuration.passEnvironment)
-    var options = configuration.shellOptions
-    options.pidDirectory = configuration.root + "/pids"
+    let options = configuration.shellOptions
     var runtimeTools = JSONValue.null
     if configuration.useRuntime {
       let runtime = PrivateRuntime(root: configuration.runtimeRoot, cacheRoot: configuration.root + "/cache")

@@ -75,8 +75,9 @@ public struct ShellOptions: Sendable {
   /// How long output is still read after the shell exits while something it left
   /// behind holds the pipes open; then the rest of the group is killed.
   public var drainAfterExit: Duration = .milliseconds(200)
-  /// Where each process group id is recorded while it lives, for `killLeftovers`.
-  public var pidDirectory: String? = nil
+  /// Where each process group id is recorded while it lives, for
+  /// `ShellPidJournal.killLeftovers`.
+  public var pidJournal: ShellPidJournal? = nil
   /// A longer line of output is delivered as several lines of at most this many bytes
   /// of it, each but the last ending with `lineContinuationMarker`
   /// (the worker's `--max-log-line`).
@@ -87,11 +88,11 @@ public struct ShellOptions: Sendable {
 
   public init(
     terminationGrace: Duration = .seconds(10), drainAfterExit: Duration = .milliseconds(200),
-    pidDirectory: String? = nil, maxLineBytes: Int = 64 * 1024
+    pidJournal: ShellPidJournal? = nil, maxLineBytes: Int = 64 * 1024
   ) {
     self.terminationGrace = terminationGrace
     self.drainAfterExit = drainAfterExit
-    self.pidDirectory = pidDirectory
+    self.pidJournal = pidJournal
     self.maxLineBytes = max(16, maxLineBytes)
   }
 }
@@ -156,28 +157,6 @@ public enum ShellProcess {
       _ = await supervisor.terminate(grace: options.terminationGrace)
       return .cancelled
     }
-  }
-
-  /// For a worker that restarts after a crash: SIGKILLs every process group an earlier
-  /// run recorded in `pidDirectory` and removes the records. Records from before the
-  /// last reboot are only removed — their numbers now belong to unrelated processes.
-  /// Returns the groups that were signalled.
-  @discardableResult
-  public static func killLeftovers(pidDirectory: String) -> [Int32] {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: pidDirectory) else { return [] }
-    let boot = ShellPidRecords.bootID
-    var killed: [Int32] = []
-    for name in names {
-      let path = pidDirectory + "/" + name
-      guard let pgid = Int32(name), pgid > 1 else { continue }
-      let record = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-      let recordedBoot = record.split(separator: "\n").first { $0.hasPrefix("boot=") }.map {
-        String($0.dropFirst(5))
-      }
-      if recordedBoot == boot, kill(-pgid, SIGKILL) == 0 { killed.append(pgid) }
-      unlink(path)
-    }
-    return killed
   }
 }
 
@@ -322,16 +301,12 @@ final class ShellSupervisor: Sendable {
       completion = .launchFailed(
         "cannot start the command in '\(request.workingDirectory)': \(error)")
     }
-    if let pgid = processGroupID, let directory = options.pidDirectory {
-      ShellPidRecords.remove(pgid: pgid, directory: directory)
-    }
+    if let pgid = processGroupID { options.pidJournal?.ended(pgid: pgid) }
     complete(completion)
   }
 
   private func started(pgid: pid_t) {
-    if let directory = options.pidDirectory {
-      ShellPidRecords.write(pgid: pgid, directory: directory, command: request.command)
-    }
+    options.pidJournal?.started(pgid: pgid, command: request.command)
     let (terminating, ready) = state.withLock { state in
       state.pgid = pgid
       return (state.graceDeadline != nil, Self.takeReadyDecision(&state))
@@ -731,34 +706,6 @@ enum ShellProcessGroups {
       return true
     #endif
   }
-}
-
-enum ShellPidRecords {
-  /// One small write, no rename and no fsync: a record only has to outlive a crash of
-  /// the worker, not of the machine (after a reboot its number means nothing anyway),
-  /// and the atomic write's fsync per job was a worker's slowest step on trivial jobs.
-  static func write(pgid: pid_t, directory: String, command: String) {
-    let text = "boot=\(bootID)\ncommand=\(command.prefix(200).replacingOccurrences(of: "\n", with: " "))\n"
-    let path = directory + "/\(pgid)"
-    var fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    if fd < 0, errno == ENOENT {
-      try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-      fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    }
-    guard fd >= 0 else { return }
-    try? WriteAll.write(fd, Array(text.utf8))
-    close(fd)
-  }
-
-  static func remove(pgid: pid_t, directory: String) {
-    unlink(directory + "/\(pgid)")
-  }
-
-  /// Changes at every boot, so a record can tell whether its pid is still ours.
-  static let bootID: String = {
-    let text = try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
-    return text?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
-  }()
 }
 
 /// pipe(2) with both ends close-on-exec. (Subprocess also closes stray descriptors in

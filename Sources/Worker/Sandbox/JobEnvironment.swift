@@ -36,7 +36,7 @@ public struct JobEnvironment {
   public static func make(
     workerRoot: String, workspace: String, jobVariables: [String: String], gpuIndices: [Int],
     gpuVendor: GPUVendor?, runtimeBin: [String], passThrough: [String],
-    hostEnvironment: [String: String] = ProcessInfo.processInfo.environment,
+    hostEnvironment: [String: String] = workerEnvironment,
     visibleDevices: [String]? = nil, createDirectories: Bool = true
   ) -> [String: String] {
     var env: [String: String] = [:]
@@ -131,6 +131,11 @@ public struct JobEnvironment {
     }
     return result
   }
+
+  /// The worker's own environment, read once: building the dictionary from `environ`
+  /// again for every job was a noticeable part of starting a trivial one, and nothing
+  /// changes a running worker's environment.
+  public static let workerEnvironment = ProcessInfo.processInfo.environment
 
   private static func nonEmpty(_ value: String?) -> String? {
     guard let value, !value.isEmpty else { return nil }

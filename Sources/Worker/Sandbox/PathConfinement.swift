@@ -49,14 +49,25 @@ public struct Confinement: Sendable {
 
   static let maxSymlinkHops = 40
 
+  /// The root's components, taken as resolved: the folders above the workspace are the
+  /// worker's, so a walk starts below them instead of checking each again for links.
+  private let rootComponents: [String]
+
   public init(root: String) {
     let absolute = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
     if let real = realpath(absolute, nil) {
-      self.root = String(cString: real)
+      self.init(canonicalRoot: String(cString: real))
       free(real)
     } else {
-      self.root = Confinement.normalise(absolute)
+      self.init(canonicalRoot: Confinement.normalise(absolute))
     }
+  }
+
+  /// For a root already canonical (resolved once when its workspace was made): resolving
+  /// it again costs a `readlink` per component, several times per job.
+  init(canonicalRoot: String) {
+    self.root = canonicalRoot
+    self.rootComponents = canonicalRoot.split(separator: "/").map(String.init)
   }
 
   /// Resolves `path` (relative to `base`, itself inside the workspace, default the root)
@@ -101,8 +112,17 @@ public struct Confinement: Sendable {
     throws(ConfinementError) -> String
   {
     // Pending components, last one first, so a symlink's target can be pushed in front.
-    var pending = Array(absolute.split(separator: "/").map(String.init).reversed())
+    var pending: [String]
     var resolved: [String] = []
+    // Compared as bytes: two spellings of one name that Unicode calls equal are two
+    // different folders to the kernel.
+    let rest = absolute.utf8.dropFirst(root.utf8.count)
+    if absolute.utf8.starts(with: root.utf8), rest.isEmpty || rest.first == UInt8(ascii: "/") {
+      resolved = rootComponents
+      pending = Array(String(decoding: rest, as: UTF8.self).split(separator: "/").map(String.init).reversed())
+    } else {
+      pending = Array(absolute.split(separator: "/").map(String.init).reversed())
+    }
     var hops = 0
     while let component = pending.popLast() {
       switch component {

@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -19,16 +20,44 @@ public struct WorkspaceError: Error, Sendable, CustomStringConvertible {
 public struct Workspace: Sendable {
   /// Absolute and canonical, so it can be compared with resolved paths.
   public let root: String
-
-  public var confinement: Confinement { Confinement(root: root) }
+  public let confinement: Confinement
 
   public init(existing root: String) {
-    self.root = Confinement(root: root).root
+    self.init(confinement: Confinement(root: root))
+  }
+
+  private init(confinement: Confinement) {
+    self.confinement = confinement
+    self.root = confinement.root
   }
 
   public static func create(workerRoot: String, jobID: String, attempt: Int) throws -> Workspace {
     try validate(jobID: jobID)
     guard attempt >= 0 else { throw WorkspaceError("attempt \(attempt) is negative") }
+    let jobs = try jobsFolder(workerRoot: workerRoot)
+    let path = Self.path(jobsFolder: jobs, jobID: jobID, attempt: attempt)
+    // The common case first: one mkdir(2). Only a name that exists already, left over
+    // from an earlier run of the worker (a crash before cleanup), is removed (without
+    // following any link it holds) to start clean.
+    if mkdir(path, 0o755) != 0 {
+      guard errno == EEXIST else {
+        throw WorkspaceError("cannot create the workspace '\(path)': \(String(cString: strerror(errno)))")
+      }
+      _ = try WorkspaceCleanup.remove(path, diskFreeAt: jobs)
+      guard mkdir(path, 0o755) == 0 else {
+        throw WorkspaceError("cannot create the workspace '\(path)': \(String(cString: strerror(errno)))")
+      }
+    }
+    // Canonical as built: a canonical folder and a name just made by mkdir(2).
+    return Workspace(confinement: Confinement(canonicalRoot: path))
+  }
+
+  /// `ROOT/jobs`, created if missing, canonical. Resolved once per worker root: finding
+  /// it again for every job cost a `readlink` per component of the path.
+  private static func jobsFolder(workerRoot: String) throws -> String {
+    if let known = canonicalJobsFolders.withLock({ $0[workerRoot] }), access(known, F_OK) == 0 {
+      return known
+    }
     let jobs = workerRoot + "/jobs"
     if mkdir(jobs, 0o755) != 0, errno != EEXIST {
       do {
@@ -37,19 +66,20 @@ public struct Workspace: Sendable {
         throw WorkspaceError("cannot create the jobs folder '\(jobs)': \(error.localizedDescription)")
       }
     }
-    let path = Self.path(workerRoot: workerRoot, jobID: jobID, attempt: attempt)
-    // Left over from an earlier run of the worker (a crash before cleanup): start clean,
-    // removing it without following any link it holds.
-    _ = try WorkspaceCleanup.remove(path, diskFreeAt: jobs)
-    guard mkdir(path, 0o755) == 0 else {
-      throw WorkspaceError("cannot create the workspace '\(path)': \(String(cString: strerror(errno)))")
-    }
-    return Workspace(existing: path)
+    let canonical = Confinement(root: jobs).root
+    canonicalJobsFolders.withLock { $0[workerRoot] = canonical }
+    return canonical
   }
+
+  private static let canonicalJobsFolders = Mutex<[String: String]>([:])
 
   /// Where an attempt's workspace is (whether or not it exists).
   public static func path(workerRoot: String, jobID: String, attempt: Int) -> String {
-    Confinement(root: workerRoot + "/jobs").root + "/\(jobID)-\(attempt)"
+    path(jobsFolder: Confinement(root: workerRoot + "/jobs").root, jobID: jobID, attempt: attempt)
+  }
+
+  private static func path(jobsFolder: String, jobID: String, attempt: Int) -> String {
+    jobsFolder + "/\(jobID)-\(attempt)"
   }
 
   /// Job ids become one path component; anything that could name another folder is refused.

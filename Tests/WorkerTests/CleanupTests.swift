@@ -98,7 +98,8 @@ import Testing
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
     try FileManager.default.createDirectory(atPath: dir.file("real"), withIntermediateDirectories: true)
-    try FileManager.default.createSymbolicLink(atPath: dir.file("link"), withDestinationPath: dir.file("real"))
+    try FileManager.default.createSymbolicLink(
+      atPath: dir.file("link"), withDestinationPath: dir.file("real"))
     let ws = try Workspace.create(workerRoot: dir.file("link"), jobID: "j", attempt: 2)
     #expect(ws.root == dir.file("real/jobs/j-2"))
     #expect(ws.confinement.root == ws.root)

@@ -56,7 +56,9 @@ if [ -n "${SHOW_CPU:-}" ]; then
   # utime+stime of each daemon, and of the children it reaped (the jobs' shells), in ms
   for p in "${pids[@]}"; do
     read -r -a st <"/proc/$p/stat"
-    echo "cpu pid=$p $(ps -o args= -p "$p" | cut -d' ' -f2) self_ms=$(((st[13] + st[14]) * 10)) children_ms=$(((st[15] + st[16]) * 10))"
+    switches=$(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n }')
+    echo "cpu pid=$p $(ps -o args= -p "$p" | cut -d' ' -f2) self_ms=$(((st[13] + st[14]) * 10))" \
+      "children_ms=$(((st[15] + st[16]) * 10)) live_thread_switches=$switches"
   done
 fi
 

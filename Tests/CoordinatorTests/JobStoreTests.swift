@@ -236,6 +236,26 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(throws: StoreError.self) { try store.logs(jobID: 1, since: 0, limit: 100) }
   }
 
+  @Test func aFirstAttemptsLogStartsEmptyAndALaterAttemptContinuesIt() throws {
+    let dir = try TempStoreDirectory()
+    let long = String(repeating: "y", count: 6_000)
+    do {
+      let store = try dir.open()
+      try store.apply([.insertJobs([row(1)], bundleHash: "h", bundle: [1])])
+      try store.apply([.jobAssigned(id: 1, attempt: 1, workerID: "w", workerName: "w", gpus: [], at: 1)])
+      try store.apply([appendLogs(jobID: 1, attempt: 1, firstJobSeq: 1, lines: lines(1...3, prefix: long))])
+      // The same assignment applied again (a repeated batch) does not forget the lines.
+      try store.apply([.jobAssigned(id: 1, attempt: 1, workerID: "w", workerName: "w", gpus: [], at: 1)])
+      try store.apply([.jobAssigned(id: 1, attempt: 2, workerID: "w", workerName: "w", gpus: [], at: 2)])
+      try store.apply([appendLogs(jobID: 1, attempt: 2, firstJobSeq: 4, lines: lines(4...5, prefix: long))])
+      #expect(try store.logs(jobID: 1, since: 0, limit: 100).map(\.seq) == [1, 2, 3, 4, 5])
+    }
+    let reopened = try dir.open()
+    let log = try reopened.logs(jobID: 1, since: 0, limit: 100)
+    #expect(log.map(\.seq) == [1, 2, 3, 4, 5])
+    #expect(log.map(\.line) == (1...5).map { "\(long) \($0)" })
+  }
+
   @Test func anIndexThatDisagreesWithItsBytesIsAnErrorNotALoop() throws {
     let dir = try TempStoreDirectory()
     let long = String(repeating: "y", count: 9_000)
@@ -323,7 +343,11 @@ private func noReason(_: Int64) -> String? { nil }
   @Test func assignmentCarriesTheScriptAndBundle() throws {
     let dir = try TempStoreDirectory()
     let store = try dir.open()
-    let args = JSONValue.object(JSONObject([("index", .number(4)), ("prompt", .string("cat"))]))
+    let args = JSONValue.object(
+      JSONObject([
+        ("index", .number(4)), ("prompt", .string("a \"cat\" in\nthe rain — 雨")), ("scale", .number(-0.125)),
+        ("flags", .array([.bool(true), .null, .object(JSONObject([("deep", .array([]))]))])),
+      ]))
     try store.apply([
       .insertJobs(
         [row(1, name: "sweep[4]", args: args, requirements: Requirements(disk: 10 * GB), timeout: 60)],

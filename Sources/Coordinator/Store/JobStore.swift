@@ -227,6 +227,12 @@ final class JobStore {
     // A finished job's log is complete (its result is taken only once every line is
     // stored): its place in the file is not needed in memory any more.
     for case .jobFinished(let id, _, _, _, _, _, _) in changes { logEnds[id] = nil }
+    // A first attempt has written nothing yet (only attempts write to a job's log, and
+    // the assignment is stored before the worker hears of it): its log starts empty,
+    // without a query when its first lines come.
+    for case .jobAssigned(let id, 1, _, _, _, _) in changes where logEnds[id] == nil {
+      logEnds[id] = (offset: 0, nextSeq: 1)
+    }
   }
 
   private func logEnd(_ jobID: Int64) throws(StoreError) -> (offset: Int64, nextSeq: Int) {
@@ -635,7 +641,8 @@ final class JobStore {
       }
       let job = AssignedJob(
         jobID: String(jobID), attempt: attempt, name: row["name"], entry: row["entry"],
-        args: decode(JSONValue.self, row["args"]) ?? .object(JSONObject()), gpuIndices: gpuIndices,
+        args: (row["args"] as String?).flatMap { try? ScriptSource.parseJSONValue($0).get() }
+          ?? .object(JSONObject()), gpuIndices: gpuIndices,
         requirements: requirements(row["requirements"]),
         timeoutSeconds: row["timeout"], artifacts: artifacts(row["artifacts"]))
       return (job, bundle)

@@ -1,12 +1,18 @@
 # Shared set-up of the benchmarks; sourced, not run. After `bench_setup NAME`:
-# $bindir holds the release binaries, $data a fresh folder removed on exit, $port a free
+# $bindir holds the release binaries (or PINPOOL_BIN_DIR's), $data a fresh folder removed on exit, $port a free
 # loopback port and PINPOOL_COORDINATOR its endpoint; add every daemon's pid to `pids`
 # and `stop_all` (run on exit) ends them: SIGTERM, then SIGKILL 5 s later for whatever a
 # long batch kept from its signal handler.
 bench_setup() {
   ./scripts/deps.sh
-  swift build -c release --product pinpool >/dev/null
-  bindir="$(swift build -c release --show-bin-path)"
+  if [ -n "${PINPOOL_BIN_DIR:-}" ]; then
+    # A/B comparisons: binaries built elsewhere (this machine's speed drifts by a third
+    # within an hour, so two builds are compared in alternating runs, not hours apart).
+    bindir="$PINPOOL_BIN_DIR"
+  else
+    swift build -c release --product pinpool >/dev/null
+    bindir="$(swift build -c release --show-bin-path)"
+  fi
   data="$(mktemp -d -t "pinpool-$1-XXXXXX")"
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"

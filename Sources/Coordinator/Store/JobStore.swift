@@ -473,18 +473,21 @@ final class JobStore {
   }
 
   private func requirements(_ text: String?) -> Requirements {
-    guard let text else { return Requirements() }
-    if let last = lastRequirements, last.text == text { return last.value }
-    let value = decode(Requirements.self, text) ?? Requirements()
-    lastRequirements = (text, value)
-    return value
+    decodeRepeated(text, &lastRequirements, otherwise: Requirements())
   }
 
   private func artifacts(_ text: String?) -> [String] {
-    guard let text else { return [] }
-    if let last = lastArtifacts, last.text == text { return last.value }
-    let value = decode([String].self, text) ?? []
-    lastArtifacts = (text, value)
+    decodeRepeated(text, &lastArtifacts, otherwise: [])
+  }
+
+  /// `decode`, answered from `last` when the text is the one decoded last time.
+  private func decodeRepeated<T: Decodable>(
+    _ text: String?, _ last: inout (text: String, value: T)?, otherwise fallback: T
+  ) -> T {
+    guard let text else { return fallback }
+    if let last, last.text == text { return last.value }
+    let value = decode(T.self, text) ?? fallback
+    last = (text, value)
     return value
   }
 

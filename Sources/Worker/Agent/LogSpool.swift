@@ -70,16 +70,18 @@ final class LogSpool {
     var failures: [String] = []
     for (ref, pieces) in buffers where !pieces.isEmpty {
       do throws(WriteAll.Failure) {
-        if handles[ref] == nil {
+        let fd: Int32
+        if let known = handles[ref] {
+          fd = known
+        } else {
           // One open that creates: no existence check, temporary file and rename first.
-          let fd = open(path(ref), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+          fd = open(path(ref), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
           guard fd >= 0 else {
             failures.append("\(path(ref)): cannot open the spool file: \(String(cString: strerror(errno)))")
             continue
           }
           handles[ref] = fd
         }
-        guard let fd = handles[ref] else { continue }
         for piece in pieces { try WriteAll.write(fd, piece) }
       } catch {
         failures.append("\(path(ref)): \(error.reason)")

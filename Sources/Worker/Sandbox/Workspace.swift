@@ -34,12 +34,19 @@ public struct Workspace: Sendable {
   public static func create(workerRoot: String, jobID: String, attempt: Int) throws -> Workspace {
     try validate(jobID: jobID)
     guard attempt >= 0 else { throw WorkspaceError("attempt \(attempt) is negative") }
-    let jobs = try jobsFolder(workerRoot: workerRoot)
-    let path = Self.path(jobsFolder: jobs, jobID: jobID, attempt: attempt)
-    // The common case first: one mkdir(2). Only a name that exists already, left over
-    // from an earlier run of the worker (a crash before cleanup), is removed (without
-    // following any link it holds) to start clean.
-    if mkdir(path, 0o755) != 0 {
+    var jobs = try jobsFolder(workerRoot: workerRoot, resolvedBefore: true)
+    var path = Self.path(jobsFolder: jobs, jobID: jobID, attempt: attempt)
+    // The common case first: one mkdir(2). A jobs folder removed while the worker ran is
+    // made again; only a name that exists already, left over from an earlier run of the
+    // worker (a crash before cleanup), is removed (without following any link it holds)
+    // to start clean.
+    var made = mkdir(path, 0o755) == 0
+    if !made, errno == ENOENT {
+      jobs = try jobsFolder(workerRoot: workerRoot, resolvedBefore: false)
+      path = Self.path(jobsFolder: jobs, jobID: jobID, attempt: attempt)
+      made = mkdir(path, 0o755) == 0
+    }
+    if !made {
       guard errno == EEXIST else {
         throw WorkspaceError("cannot create the workspace '\(path)': \(String(cString: strerror(errno)))")
       }
@@ -52,12 +59,11 @@ public struct Workspace: Sendable {
     return Workspace(confinement: Confinement(canonicalRoot: path))
   }
 
-  /// `ROOT/jobs`, created if missing, canonical. Resolved once per worker root: finding
-  /// it again for every job cost a `readlink` per component of the path.
-  private static func jobsFolder(workerRoot: String) throws -> String {
-    if let known = canonicalJobsFolders.withLock({ $0[workerRoot] }), access(known, F_OK) == 0 {
-      return known
-    }
+  /// `ROOT/jobs`, created if missing, canonical. Resolved once per worker root (unless
+  /// `resolvedBefore` is false: it went away): finding it again for every job cost a
+  /// `readlink` per component of the path.
+  private static func jobsFolder(workerRoot: String, resolvedBefore: Bool) throws -> String {
+    if resolvedBefore, let known = canonicalJobsFolders.withLock({ $0[workerRoot] }) { return known }
     let jobs = workerRoot + "/jobs"
     if mkdir(jobs, 0o755) != 0, errno != EEXIST {
       do {

@@ -105,7 +105,6 @@ public actor WorkerAgent {
   private var lastResourceRefresh = 0.0
   private var lastProbe = Timestamp.now()
   private let spool: LogSpool
-  private let pidJournal: ShellPidJournal
   private var probing = false
   /// Each running attempt's printed lines, taken in slices (see `JobOutput`).
   private var outputs: [AttemptRef: JobOutput] = [:]
@@ -141,7 +140,7 @@ public actor WorkerAgent {
   }
 
   public init(configuration: WorkerConfiguration, context: ZMQContext, logger: Logger) async throws {
-    self.configuration = configuration
+    var configuration = configuration
     self.logger = logger
     self.context = context
     for folder in ["jobs", "cache", "runtime", "spool", "pids"] {
@@ -149,7 +148,9 @@ public actor WorkerAgent {
         atPath: configuration.root + "/" + folder, withIntermediateDirectories: true)
     }
     let killed = ShellPidJournal.killLeftovers(directory: configuration.root + "/pids")
-    pidJournal = ShellPidJournal(directory: configuration.root + "/pids")
+    // Every command of every job records its process group here.
+    configuration.shellOptions.pidJournal = ShellPidJournal(directory: configuration.root + "/pids")
+    self.configuration = configuration
     let swept = KeptWorkspaces.sweep(
       jobsRoot: configuration.root + "/jobs", now: Timestamp.now(), includeUnmarked: true,
       diskFreeAt: configuration.root)
@@ -493,8 +494,7 @@ public actor WorkerAgent {
     let sink = self.sink
     let output = JobOutput { sink.yield(.output(ref)) }
     outputs[ref] = output
-    var configuration = self.configuration
-    configuration.shellOptions.pidJournal = pidJournal
+    let configuration = self.configuration
     let advert = core.advert
     let logger = self.logger
     logger.info("starting job", metadata: ["attempt": "\(ref)", "name": "\(job.name)"])

@@ -55,6 +55,10 @@ extension Array where Element == WorkerCore.Action {
     }
   }
 
+  fileprivate var forgotten: [AttemptRef] {
+    compactMap { if case .forget(let ref) = $0 { ref } else { nil } }
+  }
+
   fileprivate var reconnects: Int { filter { if case .reconnect = $0 { true } else { false } }.count }
 
   fileprivate var stops: [(ref: AttemptRef, stale: Bool)] {
@@ -233,8 +237,9 @@ private struct Harness {
     h.core.jobEnded(ref, state: .cancelled, exitCode: nil, error: nil, locals: nil)
     h.core.cleanedUp(ref, state: .done, bytesFreed: 1, diskFreeAfter: 1, reason: nil)
     _ = h.take()
-    h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
+    let acked = h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
     #expect(h.core.attempts[ref] == nil)
+    #expect(acked.forgotten == [ref])
   }
 
   @Test func linesInFlightWithoutAnAckAreSentAgain() throws {
@@ -316,10 +321,13 @@ private struct Harness {
     #expect(h.core.attempts[ref] != nil)
     // A finished result that was acknowledged no longer counts as active.
     #expect(h.core.activeAttemptRefs == [])
-    h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
+    let cleanupAcked = h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
     #expect(h.core.attempts[ref] != nil)  // a log line is still unacknowledged
-    h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 1))
+    #expect(cleanupAcked.forgotten.isEmpty)
+    let lastAck = h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 1))
     #expect(h.core.attempts[ref] == nil)
+    // Told once, when the last acknowledgement lets the attempt go: its spool can go.
+    #expect(lastAck.forgotten == [ref])
     // Acks for attempts it no longer knows are ignored.
     #expect(h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .finished)).isEmpty)
   }

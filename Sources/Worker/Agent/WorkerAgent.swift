@@ -274,15 +274,6 @@ public actor WorkerAgent {
 
   private func handle(_ event: AgentEvent) {
     let now = Timestamp.now()
-    // Only a coordinator message (an acknowledgement) lets the core forget an attempt.
-    // A set of its own: holding the dictionary's `keys` view would keep its storage shared,
-    // so the acknowledgement's in-place edit would copy every attempt and its log buffer.
-    var known: Set<AttemptRef>?
-    if case .message = event { known = Set(core.attempts.keys) }
-    defer {
-      // An attempt the core let go of is fully acknowledged: its spool is no longer needed.
-      for ref in known ?? [] where core.attempts[ref] == nil { spool.forget(ref) }
-    }
     switch event {
     case .message(let envelope):
       if envelope.type == .error, let refusal = try? envelope.decode(ErrorReply.self) {
@@ -435,6 +426,8 @@ public actor WorkerAgent {
         }
       case .artifactsDone(let ref, let result):
         finishUpload(ref, result: result)
+      case .forget(let ref):
+        spool.forget(ref)
       }
     }
   }

@@ -19,6 +19,9 @@ struct WorkerCore: Sendable {
     /// The attempt's artifacts are all stored (`failure` nil), or the upload failed for
     /// good, or was abandoned because the attempt is stale: time to clean up.
     case artifactsDone(AttemptRef, ArtifactsResult)
+    /// The coordinator has acknowledged everything of the attempt (every line, its result
+    /// and its cleanup) and the core let it go: its spool is no longer needed.
+    case forget(AttemptRef)
   }
 
   enum ArtifactsResult: Sendable, Equatable {
@@ -560,6 +563,8 @@ struct WorkerCore: Sendable {
   }
 
   private mutating func forgetIfDone(_ ref: AttemptRef) {
-    if let attempt = attempts[ref], attempt.done { attempts[ref] = nil }
+    guard let attempt = attempts[ref], attempt.done else { return }
+    attempts[ref] = nil
+    actions.append(.forget(ref))
   }
 }

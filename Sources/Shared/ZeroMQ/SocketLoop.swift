@@ -199,20 +199,23 @@ public final class SocketLoop: Sendable {
       var batch: [[Data]] = []
       // Bounded, so one batch (one transaction on the coordinator) stays short and the
       // clock a batch is handled with stays close to when its messages arrived.
-      if wantsOrigins {
-        var origins: [MessageOrigin] = []
-        var origin = MessageOrigin()
-        while batch.count < 256, let frames = try? io.socket.receive(origin: &origin) {
-          batch.append(frames)
+      var origins: [MessageOrigin] = []
+      var origin = MessageOrigin()
+      while batch.count < 256,
+        let frames = try? io.socket.receive(dontWait: true, origin: &origin, readOrigin: wantsOrigins)
+      {
+        batch.append(frames)
+        if wantsOrigins {
           origins.append(origin)
           origin = MessageOrigin()
         }
-        if !batch.isEmpty { handler.received(batch, origins: origins, io: io) }
-      } else {
-        while batch.count < 256, let frames = try? io.socket.receive() {
-          batch.append(frames)
+      }
+      if !batch.isEmpty {
+        if wantsOrigins {
+          handler.received(batch, origins: origins, io: io)
+        } else {
+          handler.received(batch, io: io)
         }
-        if !batch.isEmpty { handler.received(batch, io: io) }
       }
       // Timers only: a handler does its per-batch work in `received`.
       if ContinuousClock.now >= nextTick {

@@ -111,7 +111,8 @@ public final class ZMQSocket {
     try receive(dontWait: dontWait, origin: &origin, readOrigin: true)
   }
 
-  private func receive(dontWait: Bool, origin: inout MessageOrigin, readOrigin: Bool) throws(ZMQError)
+  /// Either of the above; `SocketLoop` drains with one loop whichever its handler wants.
+  func receive(dontWait: Bool, origin: inout MessageOrigin, readOrigin: Bool) throws(ZMQError)
     -> [Data]?
   {
     var frames: [Data] = []

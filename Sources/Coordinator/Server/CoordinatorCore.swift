@@ -213,9 +213,7 @@ struct CoordinatorCore: Sendable {
     // up on them while the worker was away).
     var finishedStop: [(ref: AttemptRef, state: String, logStoredUpTo: Int)] = []
     for ref in message.activeAttempts {
-      if let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt, job.workerID == advert.id,
-        job.state.isFinal
-      {
+      if case let (id, job)? = currentAttempt(ref, on: advert.id), job.state.isFinal {
         record.holdings[ref] = Holding(
           gpuIndices: job.gpuIndices, disk: job.requirements.disk ?? 0, active: false)
         let cursor = logCursors[id].flatMap { $0.attempt == ref.attempt ? $0.workerSeq : nil } ?? 0
@@ -227,9 +225,7 @@ struct CoordinatorCore: Sendable {
         finishedStop.append((ref, "finished", WireRange.logSeq.upperBound))
         continue
       }
-      guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
-        job.workerID == advert.id, job.state.isActive
-      else {
+      guard case let (_, job)? = currentAttempt(ref, on: advert.id), job.state.isActive else {
         stop.append(ref)
         continue
       }
@@ -315,9 +311,9 @@ struct CoordinatorCore: Sendable {
   /// (ZeroMQ keeps order, so the stop can only arrive after the assignment).
   private mutating func reconcile(worker: WorkerRecord, reported: Set<AttemptRef>, now: Double) {
     for ref in worker.holdings.filter(\.value.active).map(\.key) where !reported.contains(ref) {
-      guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt,
-        job.workerID == worker.advert.id, job.state.isActive
-      else { continue }
+      guard case let (id, job)? = currentAttempt(ref, on: worker.advert.id), job.state.isActive else {
+        continue
+      }
       if let sent = job.assignedAt, now - sent < settings.livenessWindow { continue }
       lose(jobID: id, reason: "worker \(worker.advert.name) never received attempt \(ref.attempt)", now: now)
       send(
@@ -338,6 +334,13 @@ struct CoordinatorCore: Sendable {
     worker.lastSeen = now
     workers[workerID] = worker
     return worker
+  }
+
+  /// The job whose current attempt `ref` is, if `workerID` runs it (in whatever state).
+  private func currentAttempt(_ ref: AttemptRef, on workerID: String) -> (id: Int64, job: LiveJob)? {
+    guard let id = Int64(ref.jobID), let job = jobs[id], job.attempt == ref.attempt, job.workerID == workerID
+    else { return nil }
+    return (id, job)
   }
 
   /// The job a message is about, if that attempt is the current one. A message from a
@@ -431,8 +434,9 @@ struct CoordinatorCore: Sendable {
     // A result may overtake log lines lost with a dropped connection. It is taken only
     // once every line up to `lastLogSeq` is stored; until then it is not acknowledged,
     // and the worker resends the missing lines and then the result.
-    if let id = Int64(message.jobID), let job = jobs[id], job.attempt == message.attempt,
-      job.workerID == message.workerID, job.state.isActive,
+    let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
+    let current = currentAttempt(ref, on: message.workerID)
+    if case let (id, job)? = current, job.state.isActive,
       message.lastLogSeq > (logCursors[id].map { $0.attempt == message.attempt ? $0.workerSeq : 0 } ?? 0)
     {
       return
@@ -441,9 +445,7 @@ struct CoordinatorCore: Sendable {
       send(
         peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished))
     }
-    if let id = Int64(message.jobID), let job = jobs[id], job.attempt == message.attempt,
-      job.workerID == message.workerID, job.state.isFinal
-    {
+    if case let (_, job)? = current, job.state.isFinal {
       // A result we already took, sent again because its acknowledgement was lost: the
       // attempt is still this worker's (it may be uploading artifacts), so no stop.
       return

@@ -184,6 +184,16 @@ private let sampleMessages: [[Data]] = [
       seen.insert(String(decoding: frames[1], as: UTF8.self))
     }
     #expect(seen == Set((0..<200).map(String.init)))
+
+    // Only a send to an empty outbox wakes the loop: after each burst is sent, the first
+    // message of the next one must wake it again.
+    for burst in 1...20 {
+      for i in 0..<burst { loop.send([Data("\(burst).\(i)".utf8)]) }
+      for i in 0..<burst {
+        let frames = try #require(try router.receive(dontWait: false), "burst \(burst) stopped at \(i)")
+        #expect(frames.last == Data("\(burst).\(i)".utf8))
+      }
+    }
   }
 
   @Test func resetSocketReconnectsAndKeepsWorking() throws {

@@ -115,11 +115,14 @@ public final class SocketLoop: Sendable {
 
   /// Queues a message for the loop to send and wakes it. Safe from any thread.
   public func send(_ frames: [Data]) {
-    // Woken under the lock, so `shutdown` cannot close the eventfd in between.
+    // Woken under the lock, so `shutdown` cannot close the eventfd in between; and only
+    // when the outbox was empty: the loop takes the whole outbox after a wake-up, so
+    // messages that join a waiting one go with it without another write and another
+    // wake-up of a thread that may be waiting for this lock.
     state.withLock { s in
       guard !s.stop else { return }
+      if s.outbox.isEmpty { wake() }
       s.outbox.append(frames)
-      wake()
     }
   }
 

@@ -83,12 +83,14 @@ public enum WireError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 public enum WireCoding {
-  public static var encoder: JSONEncoder {
+  /// One of each for the process: every message is coded with them, and nothing sets
+  /// their options after this (they are safe to share once configured).
+  public static let encoder: JSONEncoder = {
     let e = JSONEncoder()
     e.outputFormatting = [.withoutEscapingSlashes]
     return e
-  }
-  public static var decoder: JSONDecoder { JSONDecoder() }
+  }()
+  public static let decoder = JSONDecoder()
 
   static func describe(_ error: DecodingError) -> String {
     func path(_ context: DecodingError.Context) -> String {

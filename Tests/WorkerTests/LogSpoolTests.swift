@@ -27,15 +27,18 @@ struct LogSpoolTests {
     let spool = LogSpool(directory: dir)
     let finishedJob = job("7", 1)
     let runningJob = job("8", 2)
-    spool.assigned(finishedJob)
-    spool.assigned(runningJob)
+    spool.assigned(finishedJob, header: WireEnvelope(.assign, AssignMessage(job: finishedJob)).header)
+    // Without the message's bytes (and with them unusable), the job is encoded itself.
+    spool.assigned(runningJob, header: Data("{\n}".utf8))
     spool.lines(finishedJob.ref, firstSeq: 1, LogChunk([(.stdout, 1, "line 1"), (.stderr, 2, "line\n2")]))
     spool.lines(finishedJob.ref, firstSeq: 3, LogChunk([(.pinpool, 3, "line 3")]))
     spool.lines(runningJob.ref, firstSeq: 1, LogChunk([(.stdout, 1, "still running")]))
-    spool.finished(
-      FinishedMessage(
-        workerID: "w", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
-        lastLogSeq: 3))
+    spool.report(
+      WireEnvelope(
+        .finished,
+        FinishedMessage(
+          workerID: "w", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+          lastLogSeq: 3)), finishedJob.ref)
     spool.flush()
     // A crash in the middle of a write leaves half a record.
     let handle = try #require(FileHandle(forWritingAtPath: dir + "/7-1.spool"))
@@ -56,6 +59,58 @@ struct LogSpoolTests {
 
     spool.forget(finishedJob.ref)
     #expect(!FileManager.default.fileExists(atPath: dir + "/7-1.spool"))
+  }
+
+  @Test func aForgottenAttemptsFileIsEmptiedAndReusedNeverRead() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    func inode(_ path: String) throws -> UInt64 {
+      try #require(FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? UInt64)
+    }
+    let spool = LogSpool(directory: dir)
+    let first = job("1", 1)
+    spool.assigned(first, header: WireEnvelope(.assign, AssignMessage(job: first)).header)
+    spool.lines(first.ref, firstSeq: 1, LogChunk([(.stdout, 1, "first job")]))
+    spool.flush()
+    let firstInode = try inode(dir + "/1-1.spool")
+    spool.forget(first.ref)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["free-0"])
+    #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/free-0")).isEmpty)
+
+    // The next attempt's file is the same inode, holding only its own records.
+    let second = job("2", 1)
+    spool.assigned(second, header: WireEnvelope(.assign, AssignMessage(job: second)).header)
+    spool.lines(second.ref, firstSeq: 1, LogChunk([(.stdout, 1, "second job")]))
+    spool.flush()
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["2-1.spool"])
+    #expect(try inode(dir + "/2-1.spool") == firstInode)
+    let recovered = try #require(LogSpool.recover(directory: dir).first)
+    #expect(recovered.job.ref == second.ref)
+    #expect(recovered.chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }.map(\.line) == ["second job"])
+
+    // A file an earlier run left free with content (it crashed between renaming and
+    // emptying) is never read back as an attempt, and is emptied before reuse.
+    let leftover = WireEnvelope(.assign, AssignMessage(job: job("3", 1))).header
+    try (Data("S ".utf8) + leftover + Data("\n".utf8)).write(to: URL(fileURLWithPath: dir + "/free-7"))
+    #expect(LogSpool.recover(directory: dir).map(\.job.ref) == [second.ref])
+    let restarted = LogSpool(directory: dir)
+    #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/free-7")).isEmpty)
+    // An attempt whose file an earlier run left keeps it: the free file is not put over it.
+    restarted.report(
+      WireEnvelope(
+        .cleanup,
+        CleanupMessage(
+          workerID: "w", jobID: "2", attempt: 1, state: .done, bytesFreed: 0, diskFreeAfter: 1, reason: nil)),
+      second.ref)
+    restarted.flush()
+    let again = try #require(LogSpool.recover(directory: dir).first)
+    #expect(again.chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }.map(\.line) == ["second job"])
+    #expect(again.cleanup?.state == .done)
+    #expect(FileManager.default.fileExists(atPath: dir + "/free-7"))
+    // Forgotten, it becomes the next free file (numbered past those it found).
+    restarted.forget(second.ref)
+    #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == ["free-7", "free-8"])
   }
 
   @Test func aSpoolAnEarlierVersionWroteIsReadBack() throws {

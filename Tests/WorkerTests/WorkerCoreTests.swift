@@ -132,7 +132,7 @@ private struct Harness {
     let assign = AssignMessage(job: job("7"))
     let actions = h.receive(.assign, assign, payload: [bundle])
     #expect(actions.count == 1)
-    guard case .startJob(let started, let data) = actions.first else {
+    guard case .startJob(let started, let data, _) = actions.first else {
       Issue.record("expected startJob, got \(actions)")
       return
     }

@@ -7,11 +7,19 @@ import Shared
 /// crashes after its job ended can still deliver the whole log and the result when it
 /// starts again; the coordinator drops what it already stored by sequence number.
 ///
-/// Records: a line with a tag and a body. `A` (assignment), `F` (finished) and `C`
-/// (cleanup) carry a JSON body; `K FIRSTSEQ COUNT LENGTH` is followed by LENGTH bytes of
-/// log lines as taken from the job (a `LogChunk`) and a newline, written as they are, so
-/// spooling a line costs a copy. (`L` and a JSON line is what earlier versions wrote; it
-/// is still read.) Used from the worker agent only.
+/// Records: a line with a tag and a body. `S` (the assign message as received), `F`
+/// (finished) and `C` (cleanup) carry a JSON body, the bytes that went on the wire;
+/// `K FIRSTSEQ COUNT LENGTH` is followed by LENGTH bytes of log lines as taken from the
+/// job (a `LogChunk`) and a newline, written as they are, so spooling a line costs a
+/// copy. (`A` with the assigned job alone, and `L` with a JSON line, are what earlier
+/// versions wrote; both are still read.) Used from the worker agent only.
+///
+/// Files are reused: a forgotten attempt's file is renamed to `free-N` and emptied, and
+/// the next attempt's file is a free one renamed into place. A trivial job would
+/// otherwise make and delete an inode, and on ext4 without a journal every new inode
+/// first scans past those freed in the last half minute (most of a busy worker's kernel
+/// time). Recovery reads only `*.spool` names, so a free file is never taken for an
+/// attempt's.
 final class LogSpool {
   let directory: String
   /// What waits to be written, per attempt, in order: small records gathered into one
@@ -20,9 +28,26 @@ final class LogSpool {
   /// Open for the life of the attempt: one write per flush, not an open per line.
   private var handles: [AttemptRef: Int32] = [:]
   private let encoder = WireCoding.encoder
+  /// Emptied files ready for the next attempts, and the number the next one gets.
+  private var free: [String] = []
+  private var nextFree = 0
+  /// Enough for every slot of a busy worker; files beyond it are deleted.
+  static let maxFree = 64
 
   init(directory: String) {
     self.directory = directory
+    // What an earlier run left free: a crash between renaming a file and emptying it
+    // leaves one with content, so every one is emptied before reuse.
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for name in names where name.hasPrefix("free-") {
+      let path = directory + "/" + name
+      if let number = Int(name.dropFirst(5)) { nextFree = max(nextFree, number + 1) }
+      if free.count < Self.maxFree, truncate(path, 0) == 0 {
+        free.append(path)
+      } else {
+        unlink(path)
+      }
+    }
   }
 
   deinit {
@@ -31,7 +56,15 @@ final class LogSpool {
 
   private func path(_ ref: AttemptRef) -> String { directory + "/\(ref.jobID)-\(ref.attempt).spool" }
 
-  func assigned(_ job: AssignedJob) { record("A", job, job.ref) }
+  /// `header`: the assign message as the coordinator sent it (JSON of `AssignMessage`),
+  /// kept as it is rather than encoded again.
+  func assigned(_ job: AssignedJob, header: Data) {
+    if !header.isEmpty, !header.contains(0x0A) {
+      append(Data("S ".utf8) + header + Data([0x0A]), job.ref)
+    } else {
+      record("A", job, job.ref)
+    }
+  }
   func lines(_ ref: AttemptRef, firstSeq: Int, _ chunk: LogChunk) {
     append(Data("K \(firstSeq) \(chunk.count) \(chunk.bytes.count)\n".utf8), ref)
     append(chunk.bytes, ref)
@@ -50,11 +83,16 @@ final class LogSpool {
       buffers[ref, default: []].append(data)
     }
   }
-  func finished(_ message: FinishedMessage) {
-    record("F", message, AttemptRef(jobID: message.jobID, attempt: message.attempt))
-  }
-  func cleanup(_ message: CleanupMessage) {
-    record("C", message, AttemptRef(jobID: message.jobID, attempt: message.attempt))
+  /// A `finished` or `cleanup` report, in the bytes it is sent in (our encoder writes no
+  /// newline outside a string, where it is escaped).
+  func report(_ envelope: WireEnvelope, _ ref: AttemptRef) {
+    let tag: String
+    switch envelope.type {
+    case .finished: tag = "F"
+    case .cleanup: tag = "C"
+    default: return
+    }
+    append(Data((tag + " ").utf8) + envelope.header + Data([0x0A]), ref)
   }
 
   private func record<T: Encodable>(_ tag: String, _ value: T, _ ref: AttemptRef) {
@@ -74,10 +112,16 @@ final class LogSpool {
         if let known = handles[ref] {
           fd = known
         } else {
-          // One open that creates: no existence check, temporary file and rename first.
-          fd = open(path(ref), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+          let path = path(ref)
+          // A free file becomes this attempt's, unless the attempt has one already (one an
+          // earlier run left, being delivered now).
+          if !free.isEmpty, access(path, F_OK) != 0, errno == ENOENT {
+            // Should it fail (the free file was removed by hand), the open creates one.
+            _ = rename(free.removeLast(), path)
+          }
+          fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
           guard fd >= 0 else {
-            failures.append("\(path(ref)): cannot open the spool file: \(String(cString: strerror(errno)))")
+            failures.append("\(path): cannot open the spool file: \(String(cString: strerror(errno)))")
             continue
           }
           handles[ref] = fd
@@ -91,10 +135,25 @@ final class LogSpool {
     return failures
   }
 
-  /// The coordinator has everything of this attempt.
+  /// The coordinator has everything of this attempt: its file is emptied for reuse.
   func forget(_ ref: AttemptRef) {
     buffers[ref] = nil
-    if let fd = handles.removeValue(forKey: ref) { close(fd) }
+    let fd = handles.removeValue(forKey: ref)
+    defer { if let fd { close(fd) } }
+    if let fd, free.count < Self.maxFree {
+      // Renamed first: a crash before it is emptied leaves a free file with content,
+      // which recovery does not read; emptied first, it would leave an empty `.spool`.
+      let target = directory + "/free-\(nextFree)"
+      if rename(path(ref), target) == 0 {
+        nextFree += 1
+        if ftruncate(fd, 0) == 0 {
+          free.append(target)
+        } else {
+          unlink(target)
+        }
+        return
+      }
+    }
     unlink(path(ref))
   }
 
@@ -138,6 +197,7 @@ private struct SpoolRecords {
       let tag = record[record.startIndex]
       let body = Data(record.dropFirst(2))
       switch tag {
+      case UInt8(ascii: "S"): job = (try? decoder.decode(AssignMessage.self, from: body))?.job
       case UInt8(ascii: "A"): job = try? decoder.decode(AssignedJob.self, from: body)
       case UInt8(ascii: "K"):
         let fields = String(decoding: body, as: UTF8.self).split(separator: " ").compactMap { Int($0) }

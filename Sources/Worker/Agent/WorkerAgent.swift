@@ -341,7 +341,7 @@ public actor WorkerAgent {
       core.jobEnded(
         ref, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error, locals: outcome.locals,
         environment: outcome.environment)
-      if let finished = core.attempts[ref]?.finished { spool.finished(finished) }
+      if let finished = core.attempts[ref]?.finishedReport { spool.report(finished.envelope, ref) }
     case .cleaned(let ref, let state, let freed, let free, let reason):
       jobs[ref] = nil
       var diskFree = free
@@ -351,7 +351,7 @@ public actor WorkerAgent {
         diskFree = HostProbe.diskFree(at: configuration.root)
       }
       core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: diskFree, reason: reason)
-      if let cleanup = core.attempts[ref]?.cleanup { spool.cleanup(cleanup) }
+      if let cleanup = core.attempts[ref]?.cleanupReport { spool.report(cleanup.envelope, ref) }
     case .collected(let ref, let files, let workspace, let state):
       awaitingUpload[ref] = (workspace, state)
       if !files.isEmpty {
@@ -403,8 +403,8 @@ public actor WorkerAgent {
       case .reconnect:
         logger.warning("no word from the coordinator; reconnecting")
         loop?.resetSocket()
-      case .startJob(let job, let bundle):
-        spool.assigned(job)
+      case .startJob(let job, let bundle, let assignment):
+        spool.assigned(job, header: assignment)
         start(job, bundle: bundle)
       case .stopJob(let ref, let reason, let stale):
         logger.info("stopping job", metadata: ["attempt": "\(ref)", "reason": "\(reason)"])

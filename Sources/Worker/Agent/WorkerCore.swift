@@ -8,7 +8,8 @@ import Shared
 struct WorkerCore: Sendable {
   enum Action: Sendable {
     case send(WireEnvelope)
-    case startJob(AssignedJob, bundle: Data)
+    /// `assignment`: the assign message's header as received, for the spool.
+    case startJob(AssignedJob, bundle: Data, assignment: Data)
     /// End an attempt. A stale one must not report a result, only clean up.
     case stopJob(AttemptRef, reason: String, stale: Bool)
     /// Throw the socket away and connect afresh.
@@ -37,6 +38,18 @@ struct WorkerCore: Sendable {
   }
 
   /// Lines of an attempt as taken from its output, numbered.
+  /// A report and its message as sent, encoded once: it may go several times (after
+  /// reconnects, unacknowledged) and is written to the spool in the same bytes.
+  struct Report<Message: Encodable & Sendable>: Sendable {
+    let message: Message
+    let envelope: WireEnvelope
+
+    init(_ type: MessageType, _ message: Message) {
+      self.message = message
+      self.envelope = WireEnvelope(type, message)
+    }
+  }
+
   struct NumberedChunk: Sendable {
     var firstSeq: Int
     var chunk: LogChunk
@@ -60,12 +73,15 @@ struct WorkerCore: Sendable {
     /// flight, when sending started); lines in flight with no ack for two heartbeat
     /// intervals are sent again.
     var lastAckProgress: Double = 0
-    var finished: FinishedMessage?
+    /// The result, encoded once: every send and the spool use the same bytes.
+    var finishedReport: Report<FinishedMessage>?
+    var finished: FinishedMessage? { finishedReport?.message }
     /// Sent on this connection since it was recorded (the periodic resend aside): the last
     /// log ack then has no need to send it again.
     var finishedSent = false
     var finishedAcked = false
-    var cleanup: CleanupMessage?
+    var cleanupReport: Report<CleanupMessage>?
+    var cleanup: CleanupMessage? { cleanupReport?.message }
     var stale = false
     var lastProgress: ProgressMessage?
     /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
@@ -183,11 +199,17 @@ struct WorkerCore: Sendable {
   /// a result it has not acknowledged yet (else it would call them lost and rerun them).
   var activeAttemptRefs: [AttemptRef] {
     attempts.filter { !$0.value.stale && !$0.value.finishedAcked }.map(\.key)
-      .sorted { $0.description < $1.description }
+      .sorted(by: Self.inOrder)
   }
 
   /// The attempts in a fixed order, so what they send is deterministic.
-  private var refsInOrder: [AttemptRef] { attempts.keys.sorted { $0.description < $1.description } }
+  private var refsInOrder: [AttemptRef] { attempts.keys.sorted(by: Self.inOrder) }
+
+  /// By job id, then attempt number; compared in place, not as two made strings per
+  /// comparison (log flushes sort).
+  private static func inOrder(_ a: AttemptRef, _ b: AttemptRef) -> Bool {
+    a.jobID != b.jobID ? a.jobID < b.jobID : a.attempt < b.attempt
+  }
 
   // MARK: Inputs
 
@@ -225,7 +247,7 @@ struct WorkerCore: Sendable {
       let ref = message.job.ref
       guard attempts[ref] == nil else { return }
       attempts[ref] = Attempt(job: message.job)
-      actions.append(.startJob(message.job, bundle: bundle))
+      actions.append(.startJob(message.job, bundle: bundle, assignment: envelope.header))
     case .logAck:
       guard let message = try? envelope.decode(LogAckMessage.self) else { return }
       let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
@@ -234,11 +256,12 @@ struct WorkerCore: Sendable {
       if progressed { attempts[ref]!.lastAckProgress = now }
       // The window opened: send what waited; a result that waited for its log goes now.
       flushLogs()
-      if progressed, let attempt = attempts[ref], attempt.unacked.isEmpty, let finished = attempt.finished,
+      if progressed, let attempt = attempts[ref], attempt.unacked.isEmpty,
+        let finished = attempt.finishedReport,
         !attempt.finishedSent, !attempt.finishedAcked, !attempt.stale, connection == .registered
       {
         attempts[ref]!.finishedSent = true
-        actions.append(.send(WireEnvelope(.finished, finished)))
+        actions.append(.send(finished.envelope))
       }
       forgetIfDone(ref)
     case .reportAck:
@@ -313,12 +336,13 @@ struct WorkerCore: Sendable {
         }
         flushLogs()
         for attempt in attempts.values {
-          if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale, attempt.unacked.isEmpty
+          if let finished = attempt.finishedReport, !attempt.finishedAcked, !attempt.stale,
+            attempt.unacked.isEmpty
           {
-            actions.append(.send(WireEnvelope(.finished, finished)))
+            actions.append(.send(finished.envelope))
           }
-          if let cleanup = attempt.cleanup, !attempt.cleanupAcked {
-            actions.append(.send(WireEnvelope(.cleanup, cleanup)))
+          if let cleanup = attempt.cleanupReport, !attempt.cleanupAcked {
+            actions.append(.send(cleanup.envelope))
           }
         }
       }
@@ -376,8 +400,8 @@ struct WorkerCore: Sendable {
       _ = attempt.append(chunk.chunk.dropping(first: attempt.nextSeq - chunk.firstSeq))
     }
     fill(upTo: finished.lastLogSeq)
-    attempt.finished = finished
-    attempt.cleanup = cleanup
+    attempt.finishedReport = Report(.finished, finished)
+    attempt.cleanupReport = cleanup.map { Report(.cleanup, $0) }
     attempts[job.ref] = attempt
     return lost
   }
@@ -406,11 +430,12 @@ struct WorkerCore: Sendable {
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, exitCode: exitCode,
       error: error,
       locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment)
-    attempts[ref]!.finished = message
+    let report = Report(.finished, message)
+    attempts[ref]!.finishedReport = report
     // Behind a full window the result waits: the ack that empties the log sends it.
     if connection == .registered, !attempt.stale, let flushed = attempts[ref], flushed.allSent {
       attempts[ref]!.finishedSent = true
-      actions.append(.send(WireEnvelope(.finished, message)))
+      actions.append(.send(report.envelope))
     }
   }
 
@@ -422,9 +447,10 @@ struct WorkerCore: Sendable {
     let message = CleanupMessage(
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, bytesFreed: bytesFreed,
       diskFreeAfter: diskFreeAfter, reason: reason)
-    attempt.cleanup = message
+    let report = Report(.cleanup, message)
+    attempt.cleanupReport = report
     attempts[ref] = attempt
-    if connection == .registered { actions.append(.send(WireEnvelope(.cleanup, message))) }
+    if connection == .registered { actions.append(.send(report.envelope)) }
   }
 
   /// The attempt's steps ended and its artifacts were collected: upload them (none:
@@ -483,8 +509,12 @@ struct WorkerCore: Sendable {
 
   private mutating func flushLogs() {
     guard connection == .registered else { return }
-    for ref in refsInOrder {
-      guard var attempt = attempts[ref], !attempt.stale, !attempt.allSent else { continue }
+    // Only the attempts with lines to send (mostly none or one), in order.
+    var due: [AttemptRef] = []
+    for (ref, attempt) in attempts where !attempt.stale && !attempt.allSent { due.append(ref) }
+    if due.count > 1 { due.sort(by: Self.inOrder) }
+    for ref in due {
+      guard var attempt = attempts[ref] else { continue }
       if attempt.sent == attempt.acked { attempt.lastAckProgress = clock }
       while attempt.sentChunks < attempt.unacked.count, attempt.sent - attempt.acked < maxInFlightLines,
         attempt.sentBytes < maxInFlightBytes
@@ -525,12 +555,12 @@ struct WorkerCore: Sendable {
       }
       // Only behind the whole log: with more unacknowledged than the window holds, the
       // acknowledgement that empties it sends the result.
-      if let finished = attempt.finished, !attempt.finishedAcked, !attempt.stale, attempt.allSent {
+      if let finished = attempt.finishedReport, !attempt.finishedAcked, !attempt.stale, attempt.allSent {
         attempts[ref]?.finishedSent = true
-        actions.append(.send(WireEnvelope(.finished, finished)))
+        actions.append(.send(finished.envelope))
       }
-      if let cleanup = attempt.cleanup, !attempt.cleanupAcked {
-        actions.append(.send(WireEnvelope(.cleanup, cleanup)))
+      if let cleanup = attempt.cleanupReport, !attempt.cleanupAcked {
+        actions.append(.send(cleanup.envelope))
       }
     }
   }

@@ -60,7 +60,11 @@ let package = Package(
     .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
     .testTarget(
       name: "CoordinatorTests",
-      dependencies: ["Coordinator", "Shared", .product(name: "GRDB", package: "GRDB.swift")],
+      dependencies: [
+        "Coordinator", "Shared", .product(name: "GRDB", package: "GRDB.swift"),
+        // SQLite's own counters (a statement's re-preparations) for the store's tests.
+        .product(name: "GRDBSQLite", package: "GRDB.swift"),
+      ],
       swiftSettings: strict),
     .testTarget(name: "WorkerTests", dependencies: ["Worker", "Shared"], swiftSettings: strict),
     // The CLI's renderers and argument checks, through `@testable import pinpool`.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Testing
 
 @testable import Coordinator
@@ -57,6 +58,26 @@ private func advert(_ name: String) -> WorkerAdvert {
 private func noReason(_: Int64) -> String? { nil }
 
 @Suite struct JobStoreTests {
+  /// SQLite expires every prepared statement when a flag pragma such as `query_only`
+  /// changes; a read that toggled it had every cached statement compiled again.
+  @Test func readsKeepCachedStatementsCompiled() throws {
+    let dir = try TempStoreDirectory()
+    let store = try dir.open()
+    try store.apply([.insertJobs([row(1)], bundleHash: "h1", bundle: [1])])
+    var reprepared: [Int32] = []
+    for round in 0..<4 {
+      try store.apply([.jobNotification(id: 1, text: "round \(round)")])
+      reprepared.append(
+        try store.read { db in
+          let statement = try db.cachedStatement(sql: "SELECT COUNT(*) FROM jobs WHERE state = ?")
+          #expect(try Int.fetchOne(statement, arguments: ["queued"]) == 1)
+          return sqlite3_stmt_status(statement.sqliteStatement, SQLITE_STMTSTATUS_REPREPARE, 0)
+        })
+      #expect(try store.maxJobID() == 1)
+    }
+    #expect(reprepared == [0, 0, 0, 0])
+  }
+
   @Test func appliedChangesReadBackAsViews() throws {
     let dir = try TempStoreDirectory()
     let store = try dir.open()

@@ -408,6 +408,31 @@ private func worker(
     #expect(plan == [Assignment(jobID: 2, workerID: "other", gpuIndices: [0])])
   }
 
+  /// Disk the running jobs reserved comes back when they end: an aged job that needs it
+  /// holds the worker like one that needs its GPUs, instead of being taken for one that
+  /// can never fit while smaller jobs keep the disk reserved.
+  @Test func anAgedJobCountsOnTheDiskRunningJobsReserved() {
+    // 100 GB free on the box, 80 GB of it reserved by the job it runs.
+    var box = capacity(gpus: [], slots: 4, disk: 20 * GB)
+    box.reservedDisk = 80 * GB
+    box.freeSlots = 3
+    let (queue, table) = queued([job(1, Requirements(disk: 60 * GB)), job(2, Requirements(disk: 1 * GB))])
+    let young = Scheduler.plan(
+      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 100, agingSeconds: 600)
+    #expect(young.map(\.jobID) == [2])
+    let aged = Scheduler.plan(
+      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 700, agingSeconds: 600)
+    #expect(aged.isEmpty)
+    // More than the box has even when idle: nothing is held for it.
+    let (tooBig, tooBigTable) = queued([
+      job(1, Requirements(disk: 150 * GB)), job(2, Requirements(disk: 1 * GB)),
+    ])
+    let plan = Scheduler.plan(
+      queue: tooBig, jobs: tooBigTable, capacities: ["box": box], names: ["box": "box"], now: 700,
+      agingSeconds: 600)
+    #expect(plan.map(\.jobID) == [2])
+  }
+
   @Test func aJobThatCanNeverFitReservesNothing() {
     let box = capacity(gpus: [gpu(0, 24)], slots: 2)
     let (queue, table) = queued([job(1, Requirements(gpus: 4)), job(2, Requirements(gpus: 1))])

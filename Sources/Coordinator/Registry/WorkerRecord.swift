@@ -37,7 +37,7 @@ struct WorkerRecord: Sendable {
       freeSlots: online && !drained ? advert.slots - holdings.count : 0,
       diskFree: advert.diskFree - reservedDisk,
       memoryTotal: advert.host.memoryTotal,
-      labels: advert.labels, platform: advert.host.platform)
+      labels: advert.labels, platform: advert.host.platform, reservedDisk: reservedDisk)
   }
 
   func view() -> WorkerView {

@@ -65,6 +65,7 @@ enum Scheduler {
       capacities[best.id]!.freeSlots -= 1
       capacities[best.id]!.reservedGPUIndices.formUnion(best.placement.gpuIndices)
       capacities[best.id]!.diskFree -= job.requirements.disk ?? 0
+      capacities[best.id]!.reservedDisk += job.requirements.disk ?? 0
       freeSlots -= 1
       return .next
     }
@@ -77,10 +78,9 @@ enum Scheduler {
   ) -> String? {
     var best: (String, Int64)?
     for (workerID, capacity) in capacities where !except.contains(workerID) {
-      var idle = capacity
-      idle.reservedGPUIndices = []
-      idle.freeSlots = max(1, idle.freeSlots)
-      guard case .success(let placement) = Matching.place(job.requirements, on: idle) else { continue }
+      guard case .success(let placement) = Matching.place(job.requirements, on: capacity.whenIdle) else {
+        continue
+      }
       if let current = best,
         (placement.vramSlack, names[workerID] ?? workerID) >= (current.1, names[current.0] ?? current.0)
       {
@@ -102,12 +102,8 @@ enum Scheduler {
     var busy: [String] = []
     var reasons: [(WorkerRecord, MismatchReason)] = []
     for worker in usable {
-      var capacity = worker.capacity
       // Ask whether it could ever fit: ignore what running jobs hold.
-      capacity.freeSlots = max(1, capacity.freeSlots)
-      capacity.reservedGPUIndices = []
-      capacity.diskFree = worker.advert.diskFree
-      switch Matching.place(requirements, on: capacity) {
+      switch Matching.place(requirements, on: worker.capacity.whenIdle) {
       case .success: busy.append(worker.advert.name)
       case .failure(let reason): reasons.append((worker, reason))
       }

@@ -7,21 +7,36 @@ public struct WorkerCapacity: Sendable, Hashable {
   public var reservedGPUIndices: Set<Int>
   public var freeSlots: Int
   public var diskFree: Int64
+  /// Disk the held jobs reserved (already taken off `diskFree`): free again once they
+  /// end, which is what an aged job waiting for the worker to drain can count on.
+  public var reservedDisk: Int64 = 0
   public var memoryTotal: Int64
   public var labels: [String: String]
   public var platform: String = "linux"
 
   public init(
     gpus: [GPU], reservedGPUIndices: Set<Int>, freeSlots: Int, diskFree: Int64, memoryTotal: Int64,
-    labels: [String: String], platform: String = "linux"
+    labels: [String: String], platform: String = "linux", reservedDisk: Int64 = 0
   ) {
     self.platform = platform
+    self.reservedDisk = reservedDisk
     self.gpus = gpus
     self.reservedGPUIndices = reservedGPUIndices
     self.freeSlots = freeSlots
     self.diskFree = diskFree
     self.memoryTotal = memoryTotal
     self.labels = labels
+  }
+
+  /// The worker once every job it holds has ended: all slots, GPUs and reserved disk
+  /// free (what it holds now was taken from them).
+  public var whenIdle: WorkerCapacity {
+    var idle = self
+    idle.reservedGPUIndices = []
+    idle.freeSlots = max(1, freeSlots)
+    idle.diskFree += reservedDisk
+    idle.reservedDisk = 0
+    return idle
   }
 }
 

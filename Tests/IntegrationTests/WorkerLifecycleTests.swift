@@ -32,6 +32,38 @@ struct WorkerLifecycleTests {
     }
   }
 
+  /// After the last running job, the cache goes down to its budget, least recently
+  /// modified entries first, off the worker's main loop; the next job runs after it.
+  @Test func theCacheIsTrimmedToItsBudgetAndJobsGoOn() throws {
+    try withPool { pool in
+      try pool.startCoordinator()
+      try pool.startWorker("cached", extra: ["--cache-budget", "1MB"])
+      // Three entries of 700 kB, e1 the most recently modified: 2.1 MB against 1 MB.
+      let script = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": [
+          "for i in 1 2 3; do mkdir -p \\"$PIP_CACHE_DIR/e$i\\" && head -c 700000 /dev/zero > \\"$PIP_CACHE_DIR/e$i/blob\\"; done",
+          "touch -d '3 hours ago' \\"$PIP_CACHE_DIR/e3\\"; touch -d '2 hours ago' \\"$PIP_CACHE_DIR/e2\\"; touch -d '1 hour ago' \\"$PIP_CACHE_DIR/e1\\""
+        ] } } ] }
+        """, name: "fill.json", in: pool.directory)
+      let filled = try pool.waitForFinal(try pool.submit([script]))
+      #expect(filled.state == .succeeded, "\(pool.daemonLogs())")
+      let pip = pool.workerRoot("cached") + "/cache/pip"
+      try pool.waitUntil("the cache is within its budget", timeout: 30) {
+        !FileManager.default.fileExists(atPath: pip + "/e2")
+          && !FileManager.default.fileExists(atPath: pip + "/e3")
+      }
+      #expect(FileManager.default.fileExists(atPath: pip + "/e1/blob"))
+      let echo = try writeScript(
+        """
+        { "run": [ { "method": "shell.run", "params": { "message": "ls \\"$PIP_CACHE_DIR\\"" } } ] }
+        """, name: "after.json", in: pool.directory)
+      let after = try pool.submit([echo])
+      #expect(try pool.waitForFinal(after).state == .succeeded)
+      #expect(try pool.logLines(after).contains { $0.line == "e1" })
+    }
+  }
+
   @Test func aRestartedWorkerKillsWhatItsEarlierRunLeftBehind() throws {
     try withPool { pool in
       try pool.startCoordinator()

@@ -124,6 +124,12 @@ public actor WorkerAgent {
   private var awaitingUpload: [AttemptRef: (workspace: String, state: JobState)] = [:]
   /// Uploads an earlier run of the worker left unfinished, resumed after starting.
   private var resumeUploads: [(job: AssignedJob, workspace: String, state: JobState)] = []
+  /// The cache is being trimmed to its budget (`--cache-budget`), off the actor: walking
+  /// a cache of a few hundred thousand files takes seconds, and on the actor it held up
+  /// heartbeats, acknowledgements and every job's output. Jobs assigned meanwhile wait
+  /// for it, since it may be deleting the entries they would use.
+  private var evicting = false
+  private var waitingForEviction: [(job: AssignedJob, bundle: Data)] = []
 
   enum AgentEvent: Sendable {
     case message(WireEnvelope)
@@ -137,6 +143,8 @@ public actor WorkerAgent {
     case gpus([GPU])
     /// The steps ended and the artifacts were collected; cleanup waits for their upload.
     case collected(AttemptRef, [ArtifactFile], workspace: String, state: JobState)
+    /// The cache was trimmed to its budget, freeing this many bytes.
+    case evicted(Int64)
   }
 
   public init(configuration: WorkerConfiguration, context: ZMQContext, logger: Logger) async throws {
@@ -344,14 +352,23 @@ public actor WorkerAgent {
       if let finished = core.attempts[ref]?.finishedReport { spool.report(finished.envelope, ref) }
     case .cleaned(let ref, let state, let freed, let free, let reason):
       jobs[ref] = nil
-      var diskFree = free
-      if jobs.isEmpty, let budget = configuration.cacheBudget,
-        CacheBudget.enforce(cacheRoot: configuration.root + "/cache", budget: budget) > 0
-      {
-        diskFree = HostProbe.diskFree(at: configuration.root)
-      }
-      core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: diskFree, reason: reason)
+      core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: free, reason: reason)
       if let cleanup = core.attempts[ref]?.cleanupReport { spool.report(cleanup.envelope, ref) }
+      // With no job running, nothing is using the cache.
+      if jobs.isEmpty, !evicting, let budget = configuration.cacheBudget {
+        evicting = true
+        let cacheRoot = configuration.root + "/cache"
+        let sink = self.sink
+        Task.detached { sink.yield(.evicted(CacheBudget.enforce(cacheRoot: cacheRoot, budget: budget))) }
+      }
+    case .evicted(let freed):
+      evicting = false
+      if freed > 0 {
+        core.updateResources(gpus: core.advert.gpus, diskFree: HostProbe.diskFree(at: configuration.root))
+      }
+      let waiting = waitingForEviction
+      waitingForEviction = []
+      for (job, bundle) in waiting { start(job, bundle: bundle) }
     case .collected(let ref, let files, let workspace, let state):
       awaitingUpload[ref] = (workspace, state)
       if !files.isEmpty {
@@ -405,7 +422,11 @@ public actor WorkerAgent {
         loop?.resetSocket()
       case .startJob(let job, let bundle, let assignment):
         spool.assigned(job, header: assignment)
-        start(job, bundle: bundle)
+        if evicting {
+          waitingForEviction.append((job, bundle))
+        } else {
+          start(job, bundle: bundle)
+        }
       case .stopJob(let ref, let reason, let stale):
         logger.info("stopping job", metadata: ["attempt": "\(ref)", "reason": "\(reason)"])
         if stale { staleAttempts.insert(ref) }
@@ -414,6 +435,17 @@ public actor WorkerAgent {
         stopping.insert(ref)
         if held.remove(ref) != nil { sink.yield(.output(ref)) }
         jobs[ref]?.cancel()
+        if let index = waitingForEviction.firstIndex(where: { $0.job.ref == ref }) {
+          // Never started: it ends here, as a job cancelled before its first step would.
+          waitingForEviction.remove(at: index)
+          sink.yield(
+            .ended(
+              ref,
+              JobOutcome(
+                state: .cancelled, exitCode: nil, error: "cancelled before it started: \(reason)",
+                locals: .object(JSONObject()))))
+          sink.yield(.cleaned(ref, .done, 0, core.advert.diskFree, nil))
+        }
       case .sendArtifactChunk(let message, let path, let length):
         do {
           let data = try Self.readChunk(path: path, offset: message.offset, length: length)

@@ -54,12 +54,19 @@ pinpool_line=$(python3 -c "n=$n; s=$start; b=$submitted; e=$end; print(f'pinpool
 echo "$pinpool_line"
 if [ -n "${SHOW_CPU:-}" ]; then
   # utime+stime of each daemon, and of the children it reaped (the jobs' shells), in ms
+  self_total=0
+  children_total=0
   for p in "${pids[@]}"; do
     read -r -a st <"/proc/$p/stat"
     switches=$(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n }')
     echo "cpu pid=$p $(ps -o args= -p "$p" | cut -d' ' -f2) self_ms=$(((st[13] + st[14]) * 10))" \
       "children_ms=$(((st[15] + st[16]) * 10)) live_thread_switches=$switches"
+    self_total=$((self_total + (st[13] + st[14]) * 10))
+    children_total=$((children_total + (st[15] + st[16]) * 10))
   done
+  # The shells do the same work in every run, so pinpool's CPU over theirs compares two
+  # builds even when this machine's speed drifts between runs (by a third within an hour).
+  python3 -c "n=$n; s=$self_total; c=$children_total; print(f'cpu per job: pinpool {s/n:.2f} ms, jobs\' shells {c/n:.2f} ms, pinpool/shells {s/max(c,1):.2f}')"
 fi
 
 # The peer, on the same machine in the same run.

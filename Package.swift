@@ -39,10 +39,13 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // libc headers Glibc's module leaves out (extended attributes).
+    .systemLibrary(name: "CSandbox"),
     .target(
       name: "Worker",
       dependencies: [
         "Shared",
+        "CSandbox",
         .product(name: "Subprocess", package: "swift-subprocess"),
         .product(name: "Logging", package: "swift-log"),
       ],

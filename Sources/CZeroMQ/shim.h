@@ -1,5 +1,5 @@
 #include <zmq.h>
 #include <sys/eventfd.h>
 /* malloc_trim: the coordinator returns freed arena memory after big submits. Glibc's
-   Swift module does not export <malloc.h>, and this is the package's one C shim. */
+   Swift module does not export <malloc.h>; both daemons have this module already. */
 #include <malloc.h>

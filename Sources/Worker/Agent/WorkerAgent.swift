@@ -576,8 +576,9 @@ public actor WorkerAgent {
       }
     }
     do {
-      let report = try WorkspaceCleanup.remove(workspace, diskFreeAt: configuration.root)
-      sink.yield(.cleaned(ref, .done, report.bytesFreed, report.diskFreeAfter, nil))
+      let freed = try ParkedWorkspaces.cleanUp(
+        workspace, jobsFolder: (workspace as NSString).deletingLastPathComponent)
+      sink.yield(.cleaned(ref, .done, freed, HostProbe.diskFree(at: configuration.root), nil))
     } catch {
       logger.error("cleanup failed", metadata: ["attempt": "\(ref)", "error": "\(error)"])
       sink.yield(

@@ -16,7 +16,8 @@ public struct WorkspaceError: Error, Sendable, CustomStringConvertible {
 }
 
 /// One job attempt's private folder, `ROOT/jobs/JOB-ATTEMPT`. Each attempt gets a fresh
-/// one, so a requeued job never sees half-finished files from the attempt it replaces.
+/// one (made, or an emptied one checked and reused: `ParkedWorkspaces`), so a requeued job
+/// never sees half-finished files from the attempt it replaces.
 public struct Workspace: Sendable {
   /// Absolute and canonical, so it can be compared with resolved paths.
   public let root: String
@@ -40,7 +41,7 @@ public struct Workspace: Sendable {
     // made again; only a name that exists already, left over from an earlier run of the
     // worker (a crash before cleanup), is removed (without following any link it holds)
     // to start clean.
-    var made = mkdir(path, 0o755) == 0
+    var made = ParkedWorkspaces.take(jobsFolder: jobs, into: path) || mkdir(path, 0o755) == 0
     if !made, errno == ENOENT {
       jobs = try jobsFolder(workerRoot: workerRoot, resolvedBefore: false)
       path = Self.path(jobsFolder: jobs, jobID: jobID, attempt: attempt)

@@ -79,10 +79,85 @@ public enum WorkspaceCleanup {
     return CleanupReport(bytesFreed: walker.bytesFreed, diskFreeAfter: HostProbe.diskFree(at: diskFreeAt))
   }
 
+  /// Removes everything inside the folder `path` but the folders named in `keeping`,
+  /// which are emptied and left in place when they are real directories on the same
+  /// filesystem (anything else of that name goes like the rest). Returns the bytes freed
+  /// and the names kept; nothing is ever followed through a link.
+  static func empty(_ path: String, keeping: Set<String>) throws(CleanupError) -> (
+    bytesFreed: Int64, kept: Set<String>
+  ) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else {
+      throw CleanupError(
+        path: path, failures: ["cannot open it: \(String(cString: strerror(errno)))"], bytesFreed: 0)
+    }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else {
+      close(fd)
+      throw CleanupError(
+        path: path, failures: ["cannot examine it: \(String(cString: strerror(errno)))"], bytesFreed: 0)
+    }
+    var walker = Walker()
+    walker.device = info.st_dev
+    var kept: Set<String> = []
+    for name in walker.names(inDirectory: fd, displayPath: path) ?? [] {
+      let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      var child = stat()
+      if keeping.contains(text), fstatat(fd, name, &child, AT_SYMLINK_NOFOLLOW) == 0,
+        (child.st_mode & S_IFMT) == S_IFDIR, child.st_dev == info.st_dev
+      {
+        let inner = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if inner >= 0 {
+          // Unreadable, it is noted as a failure and the caller removes the whole folder.
+          let children = walker.names(inDirectory: inner, displayPath: path + "/" + text)
+          for grandchild in children ?? [] {
+            let display =
+              path + "/" + text + "/"
+              + String(decoding: grandchild.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            walker.removeEntry(parentFD: inner, name: grandchild, displayPath: display)
+          }
+          close(inner)
+          if children != nil {
+            kept.insert(text)
+            continue
+          }
+        }
+      }
+      walker.removeEntry(parentFD: fd, name: name, displayPath: path + "/" + text)
+    }
+    close(fd)
+    if !walker.failures.isEmpty {
+      throw CleanupError(path: path, failures: walker.failures, bytesFreed: walker.bytesFreed)
+    }
+    return (walker.bytesFreed, kept)
+  }
+
   private struct Walker {
     var bytesFreed: Int64 = 0
     var failures: [String] = []
     var device: dev_t = 0
+
+    /// The entries of an open directory but `.` and `..`, NUL-terminated; nil (and a
+    /// failure noted) when it cannot be read. `fd` stays open and owned by the caller (it
+    /// is read through a duplicate).
+    mutating func names(inDirectory fd: Int32, displayPath: String) -> [[CChar]]? {
+      let copy = dup(fd)
+      // fdopendir takes ownership of the copy; closedir closes it.
+      guard copy >= 0, let directory = fdopendir(copy) else {
+        fail(displayPath, "cannot read directory")
+        if copy >= 0 { close(copy) }
+        return nil
+      }
+      defer { closedir(directory) }
+      var names: [[CChar]] = []
+      while let entry = readdir(directory) {
+        let child: [CChar] = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+          raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }
+        }
+        if child != [46] && child != [46, 46] { names.append(child + [0]) }
+      }
+      return names
+    }
 
     mutating func fail(_ path: String, _ what: String) {
       if failures.count < 20 { failures.append("\(path): \(what): \(String(cString: strerror(errno)))") }
@@ -119,25 +194,15 @@ public enum WorkspaceCleanup {
         fail(displayPath, "cannot open directory")
         return
       }
-      // fdopendir takes ownership of fd; closedir closes it.
-      guard let directory = fdopendir(fd) else {
-        fail(displayPath, "cannot read directory")
+      guard let children = names(inDirectory: fd, displayPath: displayPath) else {
         close(fd)
         return
       }
-      var names: [[CChar]] = []
-      while let entry = readdir(directory) {
-        let child: [CChar] = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-          raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }
-        }
-        if child != [46] && child != [46, 46] { names.append(child + [0]) }
-      }
-      let directoryFD = dirfd(directory)
-      for child in names {
+      for child in children {
         let childName = String(decoding: child.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        removeEntry(parentFD: directoryFD, name: child, displayPath: displayPath + "/" + childName)
+        removeEntry(parentFD: fd, name: child, displayPath: displayPath + "/" + childName)
       }
-      closedir(directory)
+      close(fd)
       guard unlinkat(parentFD, name, AT_REMOVEDIR) == 0 else {
         if errno != ENOENT { fail(displayPath, "cannot remove directory") }
         return

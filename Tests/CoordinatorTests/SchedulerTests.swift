@@ -378,21 +378,23 @@ private func worker(
 }
 
 @Suite struct AgingTests {
+  /// The jobs one scheduling pass places on `box` at `now`, with a 600 s aging threshold.
+  private func placed(_ jobs: [LiveJob], on box: WorkerCapacity, at now: Double) -> [Int64] {
+    let (queue, table) = queued(jobs)
+    return Scheduler.plan(
+      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: now, agingSeconds: 600
+    ).map(\.jobID)
+  }
+
   /// A 2-GPU job on a 2-GPU box where 1-GPU jobs keep coming: before it ages, small jobs
   /// backfill the free GPU; once aged, the box is held for it and drains.
   @Test func anAgedBigJobStopsBackfillOnTheWorkerItNeeds() {
     var box = capacity(gpus: [gpu(0, 24), gpu(1, 24)], slots: 2)
     box.reservedGPUIndices = [0]
     box.freeSlots = 1
-    let big = job(1, Requirements(gpus: 2))
-    let small = job(2, Requirements(gpus: 1))
-    let (queue, table) = queued([big, small])
-    let young = Scheduler.plan(
-      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 100, agingSeconds: 600)
-    #expect(young.map(\.jobID) == [2])
-    let aged = Scheduler.plan(
-      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 700, agingSeconds: 600)
-    #expect(aged.isEmpty)
+    let jobs = [job(1, Requirements(gpus: 2)), job(2, Requirements(gpus: 1))]
+    #expect(placed(jobs, on: box, at: 100) == [2])
+    #expect(placed(jobs, on: box, at: 700).isEmpty)
   }
 
   @Test func anAgedJobHoldsOnlyOneWorkerAndOthersStillBackfill() {
@@ -416,29 +418,18 @@ private func worker(
     var box = capacity(gpus: [], slots: 4, disk: 20 * GB)
     box.reservedDisk = 80 * GB
     box.freeSlots = 3
-    let (queue, table) = queued([job(1, Requirements(disk: 60 * GB)), job(2, Requirements(disk: 1 * GB))])
-    let young = Scheduler.plan(
-      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 100, agingSeconds: 600)
-    #expect(young.map(\.jobID) == [2])
-    let aged = Scheduler.plan(
-      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 700, agingSeconds: 600)
-    #expect(aged.isEmpty)
+    let jobs = [job(1, Requirements(disk: 60 * GB)), job(2, Requirements(disk: 1 * GB))]
+    #expect(placed(jobs, on: box, at: 100) == [2])
+    #expect(placed(jobs, on: box, at: 700).isEmpty)
     // More than the box has even when idle: nothing is held for it.
-    let (tooBig, tooBigTable) = queued([
-      job(1, Requirements(disk: 150 * GB)), job(2, Requirements(disk: 1 * GB)),
-    ])
-    let plan = Scheduler.plan(
-      queue: tooBig, jobs: tooBigTable, capacities: ["box": box], names: ["box": "box"], now: 700,
-      agingSeconds: 600)
-    #expect(plan.map(\.jobID) == [2])
+    #expect(
+      placed([job(1, Requirements(disk: 150 * GB)), job(2, Requirements(disk: 1 * GB))], on: box, at: 700)
+        == [2])
   }
 
   @Test func aJobThatCanNeverFitReservesNothing() {
     let box = capacity(gpus: [gpu(0, 24)], slots: 2)
-    let (queue, table) = queued([job(1, Requirements(gpus: 4)), job(2, Requirements(gpus: 1))])
-    let plan = Scheduler.plan(
-      queue: queue, jobs: table, capacities: ["box": box], names: ["box": "box"], now: 10_000,
-      agingSeconds: 600)
-    #expect(plan.map(\.jobID) == [2])
+    #expect(
+      placed([job(1, Requirements(gpus: 4)), job(2, Requirements(gpus: 1))], on: box, at: 10_000) == [2])
   }
 }

@@ -94,6 +94,33 @@ import Testing
     }
   }
 
+  /// Deleting a key's file revokes it for the connection already open too: a worker
+  /// whose key goes is refused from its next message on and falls offline.
+  @Test func aRevokedWorkerKeyLosesTheConnectionItHasOpen() throws {
+    try withPool { pool in
+      let keys = pool.directory.appendingPathComponent("coordinator-keys").path
+      try #require(pool.cli(["keys", "generate", "--out", keys, "--name", "coordinator"]).status == 0)
+      let edge = try keyFolder(pool, "edge", enrollAs: "worker", in: keys)
+      let alice = try keyFolder(pool, "alice", enrollAs: "client", in: keys)
+      pool.cliEnvironment = ["PINPOOL_KEYS": alice]
+      try pool.startCoordinator(extra: ["--keys", keys])
+      try pool.startWorker("edge", extra: ["--keys", edge])
+
+      try FileManager.default.removeItem(atPath: keys + "/workers/edge.key")
+      try pool.waitUntil("the revoked worker falls offline", timeout: 30) {
+        let workers: [WorkerView]? = try? pool.json(["workers"])
+        return workers?.first { $0.name == "edge" }?.state == .offline
+      }
+      #expect(pool.daemonLog("coordinator").contains("worker edge's key is no longer enrolled"))
+      #expect(pool.daemonLog("worker-edge").contains("no longer enrolled"))
+      // No job goes to it; the client, still enrolled, is served.
+      let script = try writeScript(
+        #"{ "run": [ { "method": "shell.run", "params": { "message": "echo hi" } } ] }"#, in: pool.directory)
+      let id = try pool.submit([script])
+      #expect(try pool.status(id).state == .queued)
+    }
+  }
+
   @Test func badKeyMaterialStopsTheCoordinatorAtStart() throws {
     try withPool { pool in
       let keys = pool.directory.appendingPathComponent("keys").path

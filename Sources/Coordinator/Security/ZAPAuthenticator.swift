@@ -7,27 +7,24 @@ import Shared
 /// coordinator's endpoint: an enrolled public key is admitted with the User-Id
 /// `ROLE:NAME`, anything else is refused before a single message of it is read.
 ///
-/// It rereads the role folders when one of them changes, so enrolling or revoking a key
-/// needs no restart (connections already admitted stay until they drop).
+/// Enrolling or revoking a key needs no restart (`EnrolledKeys` rereads the folders). The
+/// admitted key goes with every message of the connection as the metadata property
+/// `X-Key`, so the message handler can refuse a connection whose key was revoked since.
 final class ZAPAuthenticator: SocketLoopHandler, @unchecked Sendable {
   static let endpoint = "inproc://zeromq.zap.01"
   static let domain = "pinpool"
+  /// The message property carrying the admitted key (Z85); ZAP metadata names start with X-.
+  static let keyProperty = "X-Key"
 
-  private let folder: String
   private let logger: Logger
-  private var enrolled: [String: PeerIdentity]
-  private var stamps: [String: Date]
+  private let keys: EnrolledKeys
 
-  init(keys: ServerKeys, logger: Logger) {
-    folder = keys.folder
+  init(keys: EnrolledKeys, logger: Logger) {
+    self.keys = keys
     self.logger = logger
-    enrolled = keys.enrolled
-    stamps = [:]
-    stamps = folderStamps()
   }
 
   func received(_ messages: [[Data]], io: SocketLoopIO) {
-    reloadIfChanged()
     for frames in messages {
       // [routing id, empty, version, request id, domain, address, identity, mechanism, credentials...]
       guard frames.count >= 8 else { continue }
@@ -36,9 +33,9 @@ final class ZAPAuthenticator: SocketLoopHandler, @unchecked Sendable {
       let requestID = frames[3]
       let address = String(decoding: frames[5], as: UTF8.self)
       let mechanism = String(decoding: frames[7], as: UTF8.self)
-      func reply(_ code: String, _ text: String, userID: String = "") {
+      func reply(_ code: String, _ text: String, userID: String = "", metadata: Data = Data()) {
         io.send(
-          head + [Data("1.0".utf8), requestID, Data(code.utf8), Data(text.utf8), Data(userID.utf8), Data()])
+          head + [Data("1.0".utf8), requestID, Data(code.utf8), Data(text.utf8), Data(userID.utf8), metadata])
       }
       guard version == "1.0" else {
         reply("500", "unsupported ZAP version")
@@ -50,39 +47,30 @@ final class ZAPAuthenticator: SocketLoopHandler, @unchecked Sendable {
         continue
       }
       let key = CurveKey(binary: [UInt8](frames[8]))?.z85 ?? "(not a key)"
-      guard let identity = enrolled[key] else {
+      guard let identity = keys.identity(forKey: key) else {
         logger.warning(
           "refused an unenrolled key", metadata: ["address": "\(address)", "key": "\(key)"])
         reply("400", "key not enrolled")
         continue
       }
       logger.debug("admitted", metadata: ["address": "\(address)", "peer": "\(identity)"])
-      reply("200", "OK", userID: identity.userID)
+      reply("200", "OK", userID: identity.userID, metadata: Self.metadata([(Self.keyProperty, key)]))
     }
+  }
+
+  /// ZMTP's property list (RFC 37): a one-byte name length, the name, a four-byte
+  /// big-endian value length, the value.
+  static func metadata(_ properties: [(String, String)]) -> Data {
+    var data = Data()
+    for (name, value) in properties {
+      data.append(UInt8(name.utf8.count))
+      data.append(contentsOf: name.utf8)
+      let length = UInt32(value.utf8.count).bigEndian
+      withUnsafeBytes(of: length) { data.append(contentsOf: $0) }
+      data.append(contentsOf: value.utf8)
+    }
+    return data
   }
 
   func tick(io: SocketLoopIO) {}
-
-  private func reloadIfChanged() {
-    let now = folderStamps()
-    guard now != stamps else { return }
-    stamps = now
-    do {
-      enrolled = try ServerKeys.loadEnrolled(folder)
-      logger.info("reloaded enrolled keys", metadata: ["keys": "\(enrolled.count)"])
-    } catch {
-      logger.error("cannot reload enrolled keys; keeping the previous ones", metadata: ["error": "\(error)"])
-    }
-  }
-
-  private func folderStamps() -> [String: Date] {
-    var stamps: [String: Date] = [:]
-    for role in Role.allCases {
-      let path = (folder as NSString).appendingPathComponent(role.folder)
-      if let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date {
-        stamps[role.folder] = date
-      }
-    }
-    return stamps
-  }
 }

@@ -54,12 +54,14 @@ public final class CoordinatorServer: Sendable {
 
   public init(configuration: CoordinatorConfiguration, context: ZMQContext, logger: Logger) throws {
     let store = try JobStore(directory: configuration.dataDirectory)
-    let handler = try CoordinatorHandler(configuration: configuration, store: store, logger: logger)
-    if let keys = configuration.keys {
+    let enrolled = configuration.keys.map { EnrolledKeys(keys: $0, logger: logger) }
+    let handler = try CoordinatorHandler(
+      configuration: configuration, store: store, enrolledKeys: enrolled, logger: logger)
+    if let enrolled {
       // Bound before the endpoint exists, so no handshake can find it missing.
       authenticator = try SocketLoop(
         name: "pinpool-zap", tickInterval: .seconds(3600),
-        handler: ZAPAuthenticator(keys: keys, logger: logger)
+        handler: ZAPAuthenticator(keys: enrolled, logger: logger)
       ) {
         let socket = try ZMQSocket(context: context, kind: .router)
         try socket.bind(ZAPAuthenticator.endpoint)
@@ -120,6 +122,8 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   private var pendingQueries: [(peer: [UInt8], envelope: WireEnvelope)] = []
   private var lastPrune = 0.0
   private let secured: Bool
+  /// With keys: what is enrolled now, so a connection whose key was revoked is refused.
+  private let enrolledKeys: EnrolledKeys?
   /// Which worker key registered each worker id, so one enrolled worker cannot speak
   /// for another.
   private var workerKeys: [String: String] = [:]
@@ -128,11 +132,14 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   /// asks for `status` every second.
   private var stepLabelCache: [String: [String]?] = [:]
 
-  init(configuration: CoordinatorConfiguration, store: JobStore, logger: Logger) throws {
+  init(
+    configuration: CoordinatorConfiguration, store: JobStore, enrolledKeys: EnrolledKeys?, logger: Logger
+  ) throws {
     self.store = store
     self.logger = logger
     self.limits = configuration.limits
     secured = configuration.keys != nil
+    self.enrolledKeys = enrolledKeys
     submitLimiter = SubmitRateLimiter(
       rate: configuration.limits.submitRate, burst: configuration.limits.submitBurst)
     core = CoordinatorCore(settings: configuration.settings, nextJobID: try store.maxJobID() + 1)
@@ -172,6 +179,14 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
         refuse(to: frames[0], nil, because: error.description, io: io)
         continue
       }
+      if let identity, let keys = enrolledKeys,
+        !(origin.key.map { keys.admits(key: $0, as: identity) } ?? false)
+      {
+        refuse(
+          to: frames[0], envelope,
+          because: "\(identity)'s key is no longer enrolled with this coordinator", io: io)
+        continue
+      }
       do {
         try dispatch(peer: peer, envelope: envelope, identity: identity, address: origin.address, now: now)
       } catch let error as AccessError {
@@ -196,6 +211,8 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
 
   func tick(io: SocketLoopIO) {
     let now = Timestamp.now()
+    // A key deleted from the folders stops its open connections too, within a second.
+    enrolledKeys?.reloadIfChanged(now: now)
     core.tick(now: now)
     flush(io: io, now: now)
     if now - lastPrune > 60 {

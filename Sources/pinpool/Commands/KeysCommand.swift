@@ -65,8 +65,8 @@ struct EnrollKeyCommand: ParsableCommand {
     discussion: manual(
       """
       Copies the checked key to KEYS/workers/, clients/ or admins/ as NAME.key. A running
-      coordinator picks it up at the next handshake; delete the file to revoke (connections
-      already admitted stay until they drop).
+      coordinator picks it up at the next handshake; delete the file to revoke (a connection
+      already admitted with it has its messages refused within a second).
       """,
       examples: [
         "pinpool keys enroll edge-3.key --keys /etc/pinpool/keys --role worker",

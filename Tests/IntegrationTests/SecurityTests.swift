@@ -21,10 +21,16 @@ import Testing
     return folder
   }
 
+  /// The coordinator's keys folder, made with the CLI.
+  private func coordinatorKeys(_ pool: Pool) throws -> String {
+    let keys = pool.directory.appendingPathComponent("coordinator-keys").path
+    try #require(pool.cli(["keys", "generate", "--out", keys, "--name", "coordinator"]).status == 0)
+    return keys
+  }
+
   @Test func onlyEnrolledKeysGetInAndEachRoleDoesOnlyItsOwnThings() throws {
     try withPool { pool in
-      let keys = pool.directory.appendingPathComponent("coordinator-keys").path
-      try #require(pool.cli(["keys", "generate", "--out", keys, "--name", "coordinator"]).status == 0)
+      let keys = try coordinatorKeys(pool)
       let edge = try keyFolder(pool, "edge", enrollAs: "worker", in: keys)
       let alice = try keyFolder(pool, "alice", enrollAs: "client", in: keys)
       let carol = try keyFolder(pool, "carol", enrollAs: "client", in: keys)
@@ -98,11 +104,9 @@ import Testing
   /// whose key goes is refused from its next message on and falls offline.
   @Test func aRevokedWorkerKeyLosesTheConnectionItHasOpen() throws {
     try withPool { pool in
-      let keys = pool.directory.appendingPathComponent("coordinator-keys").path
-      try #require(pool.cli(["keys", "generate", "--out", keys, "--name", "coordinator"]).status == 0)
+      let keys = try coordinatorKeys(pool)
       let edge = try keyFolder(pool, "edge", enrollAs: "worker", in: keys)
-      let alice = try keyFolder(pool, "alice", enrollAs: "client", in: keys)
-      pool.cliEnvironment = ["PINPOOL_KEYS": alice]
+      pool.cliEnvironment = ["PINPOOL_KEYS": try keyFolder(pool, "alice", enrollAs: "client", in: keys)]
       try pool.startCoordinator(extra: ["--keys", keys])
       try pool.startWorker("edge", extra: ["--keys", edge])
 

@@ -74,6 +74,22 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: parked))
   }
 
+  /// A job that made its folders read-only or unreadable still has its workspace
+  /// emptied; such a workspace is then not what a new one is, so it is not reused.
+  @Test func foldersAJobLockedAreEmptiedAndNotReused() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let ws = try usedWorkspace(dir, job: "a")
+    #expect(chmod(ws.root + "/.home", 0o500) == 0)
+    #expect(chmod(ws.root + "/.tmp", 0o000) == 0)
+    #expect(chmod(ws.root, 0o555) == 0)
+    let freed = try ParkedWorkspaces.cleanUp(ws.root, jobsFolder: dir.file("jobs"))
+    #expect(freed >= 4096)
+    #expect(!FileManager.default.fileExists(atPath: ws.root))
+    let next = try Workspace.create(workerRoot: dir.path, jobID: "b", attempt: 1)
+    #expect(entries(next.root).isEmpty)
+  }
+
   /// HOME replaced by a link is not a folder to keep: the workspace is removed (the link
   /// only unlinked), not parked.
   @Test func aWorkspaceWhoseHomeIsALinkIsRemoved() throws {

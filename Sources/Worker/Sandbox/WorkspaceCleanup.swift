@@ -86,6 +86,12 @@ public enum WorkspaceCleanup {
   static func empty(_ path: String, keeping: Set<String>) throws(CleanupError) -> (
     bytesFreed: Int64, kept: Set<String>
   ) {
+    // A job may have made its folders read-only (or unreadable): reading and emptying
+    // them needs u+rwx, as in `remove`.
+    var before = stat()
+    if lstat(path, &before) == 0, (before.st_mode & S_IFMT) == S_IFDIR, (before.st_mode & 0o700) != 0o700 {
+      _ = chmod(path, (before.st_mode & 0o7777) | 0o700)
+    }
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else {
       throw CleanupError(
@@ -106,6 +112,9 @@ public enum WorkspaceCleanup {
       if keeping.contains(text), fstatat(fd, name, &child, AT_SYMLINK_NOFOLLOW) == 0,
         (child.st_mode & S_IFMT) == S_IFDIR, child.st_dev == info.st_dev
       {
+        if (child.st_mode & 0o700) != 0o700 {
+          _ = fchmodat(fd, name, (child.st_mode & 0o7777) | 0o700, 0)
+        }
         let inner = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if inner >= 0 {
           // Unreadable, it is noted as a failure and the caller removes the whole folder.

@@ -46,33 +46,13 @@ public struct CleanupError: Error, Sendable, CustomStringConvertible {
 /// the walk can make it fail (reported), not escape it.
 public enum WorkspaceCleanup {
   public static func remove(_ path: String, diskFreeAt: String) throws(CleanupError) -> CleanupReport {
+    guard let entry = try locate(path) else {
+      return CleanupReport(bytesFreed: 0, diskFreeAfter: HostProbe.diskFree(at: diskFreeAt))
+    }
+    defer { close(entry.parentFD) }
     var walker = Walker()
-    let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-    let parent = (trimmed as NSString).deletingLastPathComponent
-    let name = (trimmed as NSString).lastPathComponent
-    guard !name.isEmpty, name != ".", name != "..", name != "/" else {
-      throw CleanupError(
-        path: path, failures: ["refusing to remove a path that names no entry"], bytesFreed: 0)
-    }
-    let parentFD = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if parentFD < 0 {
-      if errno == ENOENT {
-        return CleanupReport(bytesFreed: 0, diskFreeAfter: HostProbe.diskFree(at: diskFreeAt))
-      }
-      throw CleanupError(
-        path: path, failures: ["cannot open '\(parent)': \(String(cString: strerror(errno)))"], bytesFreed: 0)
-    }
-    defer { close(parentFD) }
-    var info = stat()
-    if fstatat(parentFD, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
-      if errno == ENOENT {
-        return CleanupReport(bytesFreed: 0, diskFreeAfter: HostProbe.diskFree(at: diskFreeAt))
-      }
-      throw CleanupError(
-        path: path, failures: ["cannot examine it: \(String(cString: strerror(errno)))"], bytesFreed: 0)
-    }
-    walker.device = info.st_dev
-    walker.removeEntry(parentFD: parentFD, name: Array(name.utf8CString), displayPath: trimmed)
+    walker.device = entry.info.st_dev
+    walker.removeEntry(parentFD: entry.parentFD, name: entry.name, displayPath: entry.displayPath)
     if !walker.failures.isEmpty {
       throw CleanupError(path: path, failures: walker.failures, bytesFreed: walker.bytesFreed)
     }
@@ -86,59 +66,48 @@ public enum WorkspaceCleanup {
   static func empty(_ path: String, keeping: Set<String>) throws(CleanupError) -> (
     bytesFreed: Int64, kept: Set<String>
   ) {
-    // A job may have made its folders read-only (or unreadable): reading and emptying
-    // them needs u+rwx, as in `remove`.
-    var before = stat()
-    if lstat(path, &before) == 0, (before.st_mode & S_IFMT) == S_IFDIR, (before.st_mode & 0o700) != 0o700 {
-      _ = chmod(path, (before.st_mode & 0o7777) | 0o700)
+    guard let entry = try locate(path), (entry.info.st_mode & S_IFMT) == S_IFDIR else {
+      throw CleanupError(path: path, failures: ["it is not a folder (any more)"], bytesFreed: 0)
     }
-    let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-    guard fd >= 0 else {
-      throw CleanupError(
-        path: path, failures: ["cannot open it: \(String(cString: strerror(errno)))"], bytesFreed: 0)
-    }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else {
-      close(fd)
-      throw CleanupError(
-        path: path, failures: ["cannot examine it: \(String(cString: strerror(errno)))"], bytesFreed: 0)
-    }
+    defer { close(entry.parentFD) }
     var walker = Walker()
-    walker.device = info.st_dev
-    var kept: Set<String> = []
-    for name in walker.names(inDirectory: fd, displayPath: path) ?? [] {
-      let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-      var child = stat()
-      if keeping.contains(text), fstatat(fd, name, &child, AT_SYMLINK_NOFOLLOW) == 0,
-        (child.st_mode & S_IFMT) == S_IFDIR, child.st_dev == info.st_dev
-      {
-        if (child.st_mode & 0o700) != 0o700 {
-          _ = fchmodat(fd, name, (child.st_mode & 0o7777) | 0o700, 0)
-        }
-        let inner = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if inner >= 0 {
-          // Unreadable, it is noted as a failure and the caller removes the whole folder.
-          let children = walker.names(inDirectory: inner, displayPath: path + "/" + text)
-          for grandchild in children ?? [] {
-            let display =
-              path + "/" + text + "/"
-              + String(decoding: grandchild.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            walker.removeEntry(parentFD: inner, name: grandchild, displayPath: display)
-          }
-          close(inner)
-          if children != nil {
-            kept.insert(text)
-            continue
-          }
-        }
-      }
-      walker.removeEntry(parentFD: fd, name: name, displayPath: path + "/" + text)
-    }
-    close(fd)
+    walker.device = entry.info.st_dev
+    let kept = walker.removeContents(
+      parentFD: entry.parentFD, name: entry.name, info: entry.info, displayPath: entry.displayPath,
+      keeping: keeping)
     if !walker.failures.isEmpty {
       throw CleanupError(path: path, failures: walker.failures, bytesFreed: walker.bytesFreed)
     }
-    return (walker.bytesFreed, kept)
+    return (walker.bytesFreed, kept ?? [])
+  }
+
+  /// The folder holding `path`, open (the caller closes it), with `path`'s name in it and
+  /// its `lstat`; nil when either does not exist.
+  private static func locate(_ path: String) throws(CleanupError) -> (
+    parentFD: Int32, name: [CChar], displayPath: String, info: stat
+  )? {
+    let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    let parent = (trimmed as NSString).deletingLastPathComponent
+    let name = (trimmed as NSString).lastPathComponent
+    guard !name.isEmpty, name != ".", name != "..", name != "/" else {
+      throw CleanupError(
+        path: path, failures: ["refusing to remove a path that names no entry"], bytesFreed: 0)
+    }
+    let parentFD = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if parentFD < 0 {
+      if errno == ENOENT { return nil }
+      throw CleanupError(
+        path: path, failures: ["cannot open '\(parent)': \(String(cString: strerror(errno)))"], bytesFreed: 0)
+    }
+    var info = stat()
+    if fstatat(parentFD, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
+      let error = errno
+      close(parentFD)
+      if error == ENOENT { return nil }
+      throw CleanupError(
+        path: path, failures: ["cannot examine it: \(String(cString: strerror(error)))"], bytesFreed: 0)
+    }
+    return (parentFD, Array(name.utf8CString), trimmed, info)
   }
 
   private struct Walker {
@@ -168,6 +137,41 @@ public enum WorkspaceCleanup {
       return names
     }
 
+    /// Removes what the directory `name` in `parentFD` holds (`info` is its `lstat`),
+    /// made u+rwx first: reading a directory needs r-x and removing its entries -wx, and
+    /// a job may have taken either away. Directories named in `keeping` (real ones on
+    /// this filesystem) are emptied the same way and left in place. Returns the names
+    /// kept, or nil (noted as a failure) when the directory could not be opened or read.
+    mutating func removeContents(
+      parentFD: Int32, name: [CChar], info: stat, displayPath: String, keeping: Set<String> = []
+    ) -> Set<String>? {
+      if (info.st_mode & 0o700) != 0o700 {
+        _ = fchmodat(parentFD, name, (info.st_mode & 0o7777) | 0o700, 0)
+      }
+      let fd = openat(parentFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+      guard fd >= 0 else {
+        fail(displayPath, "cannot open directory")
+        return nil
+      }
+      defer { close(fd) }
+      guard let children = names(inDirectory: fd, displayPath: displayPath) else { return nil }
+      var kept: Set<String> = []
+      for child in children {
+        let childName = String(decoding: child.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let childPath = displayPath + "/" + childName
+        var childInfo = stat()
+        if keeping.contains(childName), fstatat(fd, child, &childInfo, AT_SYMLINK_NOFOLLOW) == 0,
+          (childInfo.st_mode & S_IFMT) == S_IFDIR, childInfo.st_dev == device,
+          removeContents(parentFD: fd, name: child, info: childInfo, displayPath: childPath) != nil
+        {
+          kept.insert(childName)
+          continue
+        }
+        removeEntry(parentFD: fd, name: child, displayPath: childPath)
+      }
+      return kept
+    }
+
     mutating func fail(_ path: String, _ what: String) {
       if failures.count < 20 { failures.append("\(path): \(what): \(String(cString: strerror(errno)))") }
     }
@@ -194,24 +198,9 @@ public enum WorkspaceCleanup {
         fail(displayPath, "another filesystem is mounted here; left in place")
         return
       }
-      // Reading a directory needs r-x and removing its entries needs -wx.
-      if (info.st_mode & 0o700) != 0o700 {
-        _ = fchmodat(parentFD, name, (info.st_mode & 0o7777) | 0o700, 0)
-      }
-      let fd = openat(parentFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-      guard fd >= 0 else {
-        fail(displayPath, "cannot open directory")
+      guard removeContents(parentFD: parentFD, name: name, info: info, displayPath: displayPath) != nil else {
         return
       }
-      guard let children = names(inDirectory: fd, displayPath: displayPath) else {
-        close(fd)
-        return
-      }
-      for child in children {
-        let childName = String(decoding: child.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        removeEntry(parentFD: fd, name: child, displayPath: displayPath + "/" + childName)
-      }
-      close(fd)
       guard unlinkat(parentFD, name, AT_REMOVEDIR) == 0 else {
         if errno != ENOENT { fail(displayPath, "cannot remove directory") }
         return

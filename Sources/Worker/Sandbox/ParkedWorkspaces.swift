@@ -110,16 +110,7 @@ enum ParkedWorkspaces {
   }
 
   private static func entries(of path: String) -> Set<String>? {
-    guard let directory = opendir(path) else { return nil }
-    defer { closedir(directory) }
-    var names: Set<String> = []
-    while let entry = readdir(directory) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-      }
-      if name != "." && name != ".." { names.insert(name) }
-    }
-    return names
+    (try? FileManager.default.contentsOfDirectory(atPath: path)).map(Set.init)
   }
 
   /// Read from `/proc` (setting and restoring it with umask(2) would race with other

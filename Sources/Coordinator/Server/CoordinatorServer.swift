@@ -121,9 +121,10 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
   private let limits: CoordinatorLimits
   private var pendingQueries: [(peer: [UInt8], envelope: WireEnvelope)] = []
   private var lastPrune = 0.0
-  private let secured: Bool
   /// With keys: what is enrolled now, so a connection whose key was revoked is refused.
   private let enrolledKeys: EnrolledKeys?
+  /// The endpoint uses keys: every message has an identity and roles apply.
+  private var secured: Bool { enrolledKeys != nil }
   /// Which worker key registered each worker id, so one enrolled worker cannot speak
   /// for another.
   private var workerKeys: [String: String] = [:]
@@ -138,7 +139,6 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     self.store = store
     self.logger = logger
     self.limits = configuration.limits
-    secured = configuration.keys != nil
     self.enrolledKeys = enrolledKeys
     submitLimiter = SubmitRateLimiter(
       rate: configuration.limits.submitRate, burst: configuration.limits.submitBurst)

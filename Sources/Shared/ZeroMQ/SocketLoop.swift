@@ -107,45 +107,49 @@ public final class SocketLoop: Sendable {
     thread.name = name
     thread.start()
     if let error = startup.wait() {
+      // The eventfd goes with the loop (`deinit` runs for an initializer that throws).
       finished.wait()
-      close(wakeFD)
       throw error
     }
   }
 
   /// Queues a message for the loop to send and wakes it. Safe from any thread.
   public func send(_ frames: [Data]) {
-    // Woken under the lock, so `shutdown` cannot close the eventfd in between; and only
-    // when the outbox was empty: the loop takes the whole outbox after a wake-up, so
-    // messages that join a waiting one go with it without another write and another
-    // wake-up of a thread that may be waiting for this lock.
-    state.withLock { s in
-      guard !s.stop else { return }
-      if s.outbox.isEmpty { wake() }
+    // Woken only when the outbox was empty: the loop takes the whole outbox after a
+    // wake-up, so messages that join a waiting one go with it. And woken after the lock
+    // is released: a loop woken under it would spin on the lock its waker still holds.
+    let wasEmpty = state.withLock { s -> Bool in
+      guard !s.stop else { return false }
       s.outbox.append(frames)
+      return s.outbox.count == 1
     }
+    if wasEmpty { wake() }
   }
 
   /// Asks the loop to replace its socket with a fresh one (see `SocketLoopIO.resetSocket`).
   public func resetSocket() {
-    state.withLock { s in
-      guard !s.stop else { return }
+    let asked = state.withLock { s -> Bool in
+      guard !s.stop else { return false }
       s.reset = true
-      wake()
+      return true
     }
+    if asked { wake() }
   }
 
   /// Stops the loop and waits for its thread to close the socket.
   public func shutdown() {
     let already = state.withLock { s -> Bool in
       defer { s.stop = true }
-      if !s.stop { wake() }
       return s.stop
     }
     guard !already else { return }
+    wake()
     finished.wait()
-    state.withLock { _ in _ = close(wakeFD) }
   }
+
+  // The eventfd lives as long as the loop, so a wake-up racing `shutdown` writes to it
+  // harmlessly; the thread holds the loop until it has ended.
+  deinit { close(wakeFD) }
 
   private func wake() {
     var one: UInt64 = 1
@@ -169,18 +173,19 @@ public final class SocketLoop: Sendable {
     let wantsOrigins = handler.wantsOrigins
 
     var nextTick = ContinuousClock.now.advanced(by: .milliseconds(tickMs))
+    var outgoing: [[Data]] = []
     while true {
-      let outgoing = state.withLock { s -> ([[Data]], Bool, Bool) in
-        defer {
-          s.outbox.removeAll(keepingCapacity: true)
-          s.reset = false
-        }
-        return (s.outbox, s.stop, s.reset)
+      // Swapped out, not copied: the lock is held for two pointer swaps, no allocation.
+      let (stop, reset) = state.withLock { s -> (Bool, Bool) in
+        swap(&s.outbox, &outgoing)
+        defer { s.reset = false }
+        return (s.stop, s.reset)
       }
-      if outgoing.2 { try? io.resetSocket() }
-      for frames in outgoing.0 where !frames.isEmpty { io.send(frames) }
+      if reset { try? io.resetSocket() }
+      for frames in outgoing where !frames.isEmpty { io.send(frames) }
+      outgoing.removeAll(keepingCapacity: true)
       io.flushPending()
-      if outgoing.1 || io.stopRequested { return }
+      if stop || io.stopRequested { return }
 
       let now = ContinuousClock.now
       var timeout = now < nextTick ? Int((nextTick - now).milliseconds) : 0

@@ -121,7 +121,9 @@ public final class ScriptExecutor: @unchecked Sendable {
     do {
       let script = try loadScript(context.job.entry)
       stepCount = script.steps.count
-      events.progress(.running, 0, stepCount, nil)
+      // No report of "step 0": the first step to run reports the job running a moment
+      // later. On short jobs that report was a message, a write to the coordinator's
+      // store and two thread hops that no one would ever see.
       _ = try await runScript(script, args: context.job.args, input: context.job.args, topLevel: true)
       if script.daemon {
         events.progress(.serving, stepCount, stepCount, .object(locals))

@@ -119,8 +119,12 @@ public struct Workspace: Sendable {
         throw WorkspaceError("bundle file path '\(file.path)' names the workspace itself")
       }
       let parent = (target as NSString).deletingLastPathComponent
+      // Most bundles are flat: their files go straight into the workspace, which exists
+      // (and `createDirectory` would try a mkdir(2) for every folder above it).
       do {
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        if parent != root {
+          try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
       } catch {
         throw WorkspaceError(
           "cannot create folder for bundle file '\(file.path)': \(error.localizedDescription)")

@@ -73,3 +73,84 @@ struct LogGapTests {
     #expect(core.logCursor(jobID: 1)?.workerSeq == 5)
   }
 }
+
+/// A result may carry its log's last lines (a tail): they are stored as a batch's would
+/// be, and the result's acknowledgement says how far.
+struct ResultTailTests {
+  private func result(lastLogSeq: Int, tail: ClosedRange<Int>) -> (FinishedMessage, LogChunk) {
+    (
+      FinishedMessage(
+        workerID: "w1", jobID: "1", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+        lastLogSeq: lastLogSeq, tail: LogTail(firstSeq: tail.lowerBound, count: tail.count)),
+      LogChunk(tail.map { (.stdout, 1, "l\($0)") })
+    )
+  }
+
+  private func assigned() -> CoordinatorCore {
+    var fixture = CoreFixture()
+    fixture.submit()
+    var core = fixture.core
+    core.schedule(now: 0)
+    _ = core.takeActions()
+    return core
+  }
+
+  private func storedSeqs(_ actions: [CoordinatorAction]) -> [Int] {
+    actions.flatMap { action -> [Int] in
+      if case .store(.appendLogChunk(_, _, _, let first, let chunk)) = action {
+        return [Int](first..<first + chunk.count)
+      }
+      return []
+    }
+  }
+
+  private func sent<H: Decodable>(_ actions: [CoordinatorAction], _ type: MessageType, as: H.Type) throws
+    -> [H]
+  {
+    try actions.compactMap { action -> H? in
+      guard case .send(_, let envelope) = action, envelope.type == type else { return nil }
+      return try envelope.decode(H.self)
+    }
+  }
+
+  @Test func aTailIsStoredAndAcknowledgedWithTheResult() throws {
+    var core = assigned()
+    let (message, tail) = result(lastLogSeq: 2, tail: 1...2)
+    core.finished(peer: [1], message: message, tail: tail, now: 1)
+    let actions = core.takeActions()
+    #expect(storedSeqs(actions) == [1, 2])
+    #expect(core.jobs[1]?.state == .succeeded)
+    let acks = try sent(actions, .reportAck, as: ReportAckMessage.self)
+    #expect(acks.map(\.logUpTo) == [2])
+    #expect(try sent(actions, .logAck, as: LogAckMessage.self).isEmpty, "the result's ack is the lines' ack")
+
+    // Sent again (its ack was lost): acknowledged again, the lines not stored twice.
+    core.finished(peer: [1], message: message, tail: tail, now: 2)
+    let again = core.takeActions()
+    #expect(storedSeqs(again).isEmpty)
+    #expect(try sent(again, .reportAck, as: ReportAckMessage.self).map(\.logUpTo) == [2])
+  }
+
+  @Test func aTailBehindLostLinesIsKeptBackAndTheResultWaits() throws {
+    var core = assigned()
+    // Lines 1-2 went with a dropped connection; the result brings 3-4.
+    let (message, tail) = result(lastLogSeq: 4, tail: 3...4)
+    core.finished(peer: [1], message: message, tail: tail, now: 1)
+    let actions = core.takeActions()
+    #expect(storedSeqs(actions).isEmpty)
+    #expect(core.jobs[1]?.state == .assigned)
+    #expect(try sent(actions, .reportAck, as: ReportAckMessage.self).isEmpty)
+    // The worker hears how far its log is stored, as a batch's sender would.
+    #expect(try sent(actions, .logAck, as: LogAckMessage.self).map(\.upTo) == [0])
+
+    core.logBatch(
+      peer: [1], message: LogBatchMessage(workerID: "w1", jobID: "1", attempt: 1, firstSeq: 1, count: 2),
+      chunk: LogChunk((1...2).map { (.stdout, 1, "l\($0)") }), now: 2)
+    _ = core.takeActions()
+    core.finished(peer: [1], message: message, tail: tail, now: 3)
+    let taken = core.takeActions()
+    #expect(storedSeqs(taken) == [3, 4])
+    #expect(core.jobs[1]?.state == .succeeded)
+    #expect(try sent(taken, .reportAck, as: ReportAckMessage.self).map(\.logUpTo) == [4])
+  }
+}

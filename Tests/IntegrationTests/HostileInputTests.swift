@@ -327,7 +327,7 @@ enum HostileMessages {
       case 2: frames.remove(at: at)
       case 3: frames.insert(frames[at], at: Int.random(in: 0...frames.count, using: &rng))
       case 4: frames.swapAt(at, Int.random(in: 0..<frames.count, using: &rng))
-      default: frames[0] = Data("PINPOOL/2".utf8)
+      default: frames[0] = Data("PINPOOL/2".utf8)  // the version before
       }
     }
     // A ZeroMQ message has at least one frame.

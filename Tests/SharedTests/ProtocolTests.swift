@@ -90,6 +90,18 @@ private let locals = JSONValue.object(
         lastLogSeq: 3))
     #expect(finished.exitCode == -9)
     #expect(finished.locals == nil)
+    #expect(finished.tail == nil)
+    // A result that carries its log's last lines, as a batch does.
+    let ending = FinishedMessage(
+      workerID: "w-1", jobID: "12", attempt: 3, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+      lastLogSeq: 3, tail: LogTail(firstSeq: 1, count: 3))
+    let (withTail, tailLines) = try WireEnvelope(frames: WireEnvelope.finished(ending, tail: chunk).frames)
+      .decodeFinished()
+    #expect(withTail.tail == LogTail(firstSeq: 1, count: 3))
+    #expect(tailLines?.lines(firstSeq: 1) == lines)
+    let stored = try roundTrip(
+      .reportAck, ReportAckMessage(jobID: "12", attempt: 3, kind: .finished, logUpTo: 3))
+    #expect(stored.logUpTo == 3)
     let cleanup = try roundTrip(
       .cleanup,
       CleanupMessage(
@@ -101,6 +113,29 @@ private let locals = JSONValue.object(
     }
     let stop = try roundTrip(.stop, StopMessage(jobID: "12", attempt: 3, reason: "replaced", stale: true))
     #expect(stop.stale)
+  }
+
+  @Test func aResultsTailMustMatchItsLines() throws {
+    let chunk = LogChunk([(.stdout, 1, "a"), (.stdout, 2, "b")])
+    func result(_ tail: LogTail?) -> FinishedMessage {
+      FinishedMessage(
+        workerID: "w-1", jobID: "12", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+        lastLogSeq: 2, tail: tail)
+    }
+    func decoded(_ message: FinishedMessage, _ payload: [Data]) throws(WireError) {
+      _ = try WireEnvelope(.finished, message, payload: payload).decodeFinished()
+    }
+    #expect(throws: WireError.self, "a tail without its lines") {
+      try decoded(result(LogTail(firstSeq: 1, count: 2)), [])
+    }
+    #expect(throws: WireError.self, "lines without a tail") { try decoded(result(nil), [chunk.bytes]) }
+    #expect(throws: WireError.self, "fewer lines than the tail says") {
+      try decoded(result(LogTail(firstSeq: 1, count: 3)), [chunk.bytes])
+    }
+    // A tail that does not end the log is refused by the receiver's checks.
+    let short = result(LogTail(firstSeq: 1, count: 1))
+    #expect(throws: WireCheckError.self) { try short.check() }
+    try result(LogTail(firstSeq: 1, count: 2)).check()
   }
 
   @Test func clientMessagesRoundTrip() throws {
@@ -182,8 +217,12 @@ private let locals = JSONValue.object(
     #expect(throws: WireError.unknownProtocol("<2 bytes of binary>")) {
       try WireEnvelope(frames: [Data([0xFF, 0xFE]), Data("register".utf8), Data("{}".utf8)])
     }
-    let error = WireError.unknownProtocol("PINPOOL/1")
-    #expect(error.description.contains("PINPOOL/2"))
+    // The version before this one: a `finished` it sent could carry no tail.
+    #expect(throws: WireError.unknownProtocol("PINPOOL/2")) {
+      try WireEnvelope(frames: [Data("PINPOOL/2".utf8), Data("register".utf8), Data("{}".utf8)])
+    }
+    let error = WireError.unknownProtocol("PINPOOL/2")
+    #expect(error.description.contains(WireEnvelope.protocolID))
   }
 
   @Test func unknownMessageType() {

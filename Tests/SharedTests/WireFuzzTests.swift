@@ -81,7 +81,8 @@ import Testing
       #expect(throws: WireError.tooFewFrames(count)) { try WireEnvelope(frames: frames) }
     }
     for version in [
-      "PINPOOL/0", "PINPOOL/1", "PINPOOL/10", "pinpool/2", "PINPOOL/2 ", " PINPOOL/2", "PINPOOL/", "",
+      "PINPOOL/0", "PINPOOL/1", "PINPOOL/2", "PINPOOL/30", "pinpool/3", "PINPOOL/3 ", " PINPOOL/3",
+      "PINPOOL/", "",
     ] {
       #expect(throws: WireError.unknownProtocol(version)) {
         try WireEnvelope(frames: [Data(version.utf8), Data("workers".utf8), header])
@@ -326,7 +327,7 @@ fileprivate func decodeHeader(_ envelope: WireEnvelope) throws(WireError) -> any
   case .heartbeat: return try envelope.decode(HeartbeatMessage.self)
   case .logBatch: return try envelope.decodeLogBatch().0
   case .progress: return try envelope.decode(ProgressMessage.self)
-  case .finished: return try envelope.decode(FinishedMessage.self)
+  case .finished: return try envelope.decodeFinished().0
   case .cleanup: return try envelope.decode(CleanupMessage.self)
   case .registered: return try envelope.decode(RegisteredMessage.self)
   case .assign:
@@ -672,7 +673,7 @@ fileprivate func mutate(_ original: [Data], using rng: inout SplitMix64) -> [Dat
       frames[min(2, frames.count - 1)] = Data(bytes)
     case 7:
       frames[0] = Data(
-        ["PINPOOL/1", "PINPOOL/0", "pinpool/2", "PINPOOL/2\0"].randomElement(using: &rng)!.utf8)
+        ["PINPOOL/1", "PINPOOL/2", "pinpool/3", "PINPOOL/3\0"].randomElement(using: &rng)!.utf8)
     default:
       // A header grown with a long string field (up to 64 KiB; the 8 MiB case is below).
       let size = Int.random(in: 1...64, using: &rng) * 1024

@@ -144,9 +144,10 @@ struct LogSpoolTests {
     ]
     core.restore(
       job: assigned, chunks: chunks,
+      // As spooled: the header names a tail whose lines are in the spool as lines.
       finished: FinishedMessage(
         workerID: "w-1", jobID: "7", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
-        lastLogSeq: 3),
+        lastLogSeq: 3, tail: LogTail(firstSeq: 3, count: 1)),
       cleanup: CleanupMessage(
         workerID: "w-1", jobID: "7", attempt: 1, state: .done, bytesFreed: 0, diskFreeAfter: 1, reason: nil),
       now: 1)
@@ -160,11 +161,15 @@ struct LogSpoolTests {
     core.received(
       WireEnvelope(.registered, RegisteredMessage(heartbeatInterval: 1, liveness: 3, stopAttempts: [])),
       now: 0)
-    let types = core.takeActions().compactMap { action -> MessageType? in
-      if case .send(let e) = action { return e.type }
+    let sent = core.takeActions().compactMap { action -> WireEnvelope? in
+      if case .send(let e) = action { return e }
       return nil
     }
-    #expect(types == [.logBatch, .finished, .cleanup])
+    #expect(sent.map(\.type) == [.logBatch, .finished, .cleanup])
+    // The result goes bare (its lines went as the batch), and decodes as one.
+    let (finished, tail) = try sent[1].decodeFinished()
+    #expect(finished.tail == nil)
+    #expect(tail == nil)
   }
 
   @Test func aResultWaitsBehindARestoredLogLargerThanTheWindow() throws {

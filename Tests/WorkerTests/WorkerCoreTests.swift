@@ -296,15 +296,67 @@ private struct Harness {
     h.core.progress(ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil)
     #expect(h.take().types == [.progress])
     h.log(ref, 2)
+    #expect(try h.tick(0.1).loggedSeqs == [1, 2])
+    h.log(ref, 1)
     h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
     let actions = h.take()
+    // Lines in flight: the rest go as a batch, and the result after them, bare.
     #expect(actions.types == [.logBatch, .finished])
+    #expect(try actions.loggedSeqs == [3])
     let finished = try #require(try actions.headers(.finished, as: FinishedMessage.self).first)
-    #expect(finished.lastLogSeq == 2)
+    #expect(finished.lastLogSeq == 3)
+    #expect(finished.tail == nil)
     #expect(finished.state == .succeeded)
     #expect(finished.attempt == 1)
     // It went out once: the ack of the lines before it does not send it again.
-    #expect(h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 2)).types.isEmpty)
+    #expect(h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 3)).types.isEmpty)
+  }
+
+  @Test func aLogWithNothingInFlightGoesInsideItsResult() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 2)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 1, reason: nil)
+    let actions = h.take()
+    #expect(actions.types == [.finished, .cleanup])
+    let (finished, tail) = try actions.sent[0].decodeFinished()
+    #expect(finished.lastLogSeq == 2)
+    #expect(finished.tail == LogTail(firstSeq: 1, count: 2))
+    #expect(tail?.lines(firstSeq: 1).map(\.line) == ["line 0", "line 1"])
+    // Counted as sent: a tick sends them no second time.
+    #expect(try h.tick(0.1).loggedSeqs == [])
+
+    // The result's ack says the lines are stored; with the cleanup's, the attempt is done.
+    h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .finished, logUpTo: 2))
+    #expect(h.core.attempts[ref]?.unackedLines == 0)
+    #expect(
+      h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup)).forgotten == [ref])
+  }
+
+  @Test func aTailLostWithTheConnectionGoesAgainAsBatches() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 2)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    #expect(h.take().types == [.finished])
+    #expect(h.tick(3.5).reconnects == 1)
+    let resent = h.registered()
+    // Lines first, then the result; the coordinator drops the tail's repeat by number.
+    #expect(resent.types == [.logBatch, .finished])
+    #expect(try resent.loggedSeqs == [1, 2])
+  }
+
+  @Test func aLogLargerThanABatchDoesNotRideInTheResult() throws {
+    var h = Harness()
+    h.core.maxBatchLines = 4
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.log(ref, 3)
+    h.core.log(ref, LogChunk((0..<2).map { (.stdout, h.now, "more \($0)") }))
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    let actions = h.take()
+    #expect(try actions.headers(.finished, as: FinishedMessage.self).map(\.tail) == [nil])
+    #expect(try actions.loggedSeqs == [1, 2, 3, 4, 5])
   }
 
   @Test func reportAcksLetTheAttemptBeForgotten() throws {
@@ -314,7 +366,7 @@ private struct Harness {
     h.core.jobEnded(ref, state: .failed, exitCode: 1, error: "exit 1", locals: nil)
     h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 99 * GB, reason: nil)
     let sent = h.take()
-    #expect(sent.types == [.logBatch, .finished, .cleanup])
+    #expect(sent.types == [.finished, .cleanup])
     #expect(h.core.advert.diskFree == 99 * GB)
 
     h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .finished))

@@ -368,25 +368,32 @@ struct CoordinatorCore: Sendable {
 
   mutating func logBatch(peer: [UInt8], message: LogBatchMessage, chunk: LogChunk, now: Double) {
     guard knownWorker(message.workerID, peer: peer, now: now) != nil else { return }
-    guard let id = Int64(message.jobID) else { return }
-    let ack = message.lastSeq
-    guard let job = jobs[id] else {
-      // A job that is final and fully cleaned up: everything of it was stored when it
-      // ended; acknowledge so the worker can forget the lines.
+    if let ack = storeLines(peer: peer, message: message, chunk: chunk, stopStale: true) {
       send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: ack))
-      return
     }
+  }
+
+  /// Stores what continues the attempt's log and returns how far the worker may count
+  /// its lines as stored (nil: not at all, and nothing is to be acknowledged).
+  private mutating func storeLines(peer: [UInt8], message: LogBatchMessage, chunk: LogChunk, stopStale: Bool)
+    -> Int?
+  {
+    guard let id = Int64(message.jobID) else { return nil }
+    let ack = message.lastSeq
+    // A job that is final and fully cleaned up: everything of it was stored when it
+    // ended; acknowledge so the worker can forget the lines.
+    guard let job = jobs[id] else { return ack }
     // Lines of the current attempt are kept even after it ended (they may trail its
     // result after a reconnect); lines of a replaced or requeued attempt are not.
     guard job.attempt == message.attempt, job.workerID == message.workerID else {
-      if message.attempt <= job.attempt {
-        send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: ack))
+      guard message.attempt <= job.attempt else { return nil }
+      if stopStale {
         send(
           peer, .stop,
           StopMessage(
             jobID: message.jobID, attempt: message.attempt, reason: "attempt was replaced", stale: true))
       }
-      return
+      return ack
     }
     var cursor = logCursors[id] ?? LogCursor(attempt: message.attempt, workerSeq: 0, jobSeq: 0)
     if cursor.attempt != message.attempt {
@@ -407,7 +414,7 @@ struct CoordinatorCore: Sendable {
       cursor.jobSeq += fresh.count
       logCursors[id] = cursor
     }
-    send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: cursor.workerSeq))
+    return cursor.workerSeq
   }
 
   mutating func progress(peer: [UInt8], message: ProgressMessage, now: Double) {
@@ -429,8 +436,17 @@ struct CoordinatorCore: Sendable {
     if let note = message.notification { actions.append(.store(.jobNotification(id: job.id, text: note))) }
   }
 
-  mutating func finished(peer: [UInt8], message: FinishedMessage, now: Double) {
+  mutating func finished(peer: [UInt8], message: FinishedMessage, tail: LogChunk? = nil, now: Double) {
     guard knownWorker(message.workerID, peer: peer, now: now) != nil else { return }
+    // The log's last lines first, as a `logBatch` would have brought them; the stale
+    // attempt's stop, if any, comes from the result below.
+    var logUpTo: Int?
+    if let tail, let range = message.tail {
+      let lines = LogBatchMessage(
+        workerID: message.workerID, jobID: message.jobID, attempt: message.attempt, firstSeq: range.firstSeq,
+        count: range.count)
+      logUpTo = storeLines(peer: peer, message: lines, chunk: tail, stopStale: false)
+    }
     // A result may overtake log lines lost with a dropped connection. It is taken only
     // once every line up to `lastLogSeq` is stored; until then it is not acknowledged,
     // and the worker resends the missing lines and then the result.
@@ -439,11 +455,16 @@ struct CoordinatorCore: Sendable {
     if case let (id, job)? = current, job.state.isActive,
       message.lastLogSeq > (logCursors[id].map { $0.attempt == message.attempt ? $0.workerSeq : 0 } ?? 0)
     {
+      // The tail is held (or dropped) all the same; say so, as its own batch would have.
+      if let logUpTo {
+        send(peer, .logAck, LogAckMessage(jobID: message.jobID, attempt: message.attempt, upTo: logUpTo))
+      }
       return
     }
     defer {
       send(
-        peer, .reportAck, ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished))
+        peer, .reportAck,
+        ReportAckMessage(jobID: message.jobID, attempt: message.attempt, kind: .finished, logUpTo: logUpTo))
     }
     if case let (_, job)? = current, job.state.isFinal {
       // A result we already took, sent again because its acknowledgement was lost: the

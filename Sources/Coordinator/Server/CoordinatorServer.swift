@@ -251,8 +251,8 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
       core.progress(
         peer: peer, message: try checked(envelope.decode(ProgressMessage.self), identity), now: now)
     case .finished:
-      core.finished(
-        peer: peer, message: try checked(envelope.decode(FinishedMessage.self), identity), now: now)
+      let (message, tail) = try envelope.decodeFinished()
+      core.finished(peer: peer, message: try checked(message, identity), tail: tail, now: now)
     case .cleanup:
       core.cleanup(peer: peer, message: try checked(envelope.decode(CleanupMessage.self), identity), now: now)
     case .artifactBegin:

@@ -123,6 +123,12 @@ extension FinishedMessage: WireChecked {
   public func check() throws(WireCheckError) {
     try checkRange(attempt, WireRange.attempt, "attempt")
     try checkRange(lastLogSeq, WireRange.logSeq, "lastLogSeq")
+    if let tail {
+      try checkRange(tail.firstSeq, 1...WireRange.logSeq.upperBound, "tail.firstSeq")
+      try checkRange(tail.count, WireRange.logBatchLines, "tail.count")
+      // The tail ends the log: its last line is the result's last line.
+      try checkRange(tail.lastSeq, lastLogSeq...lastLogSeq, "tail.firstSeq + tail.count - 1")
+    }
   }
 }
 

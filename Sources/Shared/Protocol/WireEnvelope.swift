@@ -5,7 +5,9 @@ import Foundation
 /// bulk bytes (bundles, artifact chunks) travel as raw payload frames.
 public struct WireEnvelope: Sendable {
   /// 2: `logBatch` carries its lines as a binary `LogChunk` payload (1 had them in JSON).
-  public static let protocolID = "PINPOOL/2"
+  /// 3: `finished` may carry the log's last lines, and its `reportAck` how far they were
+  /// stored; a version 2 coordinator would ignore them and never take the result.
+  public static let protocolID = "PINPOOL/3"
 
   public var type: MessageType
   public var header: Data

@@ -250,11 +250,17 @@ public struct FinishedMessage: Sendable, Codable {
   public var lastLogSeq: Int
   /// The reproducibility record: runtime tools, venvs, their packages.
   public var environment: JSONValue?
+  /// The attempt's last lines, when they had not gone yet: they travel in the result's
+  /// payload frame (a `LogChunk`) instead of a `logBatch` of their own, and the result's
+  /// acknowledgement says how far they were stored. A short job's log is usually all
+  /// tail, and this saves it a message each way.
+  public var tail: LogTail?
   public init(
     workerID: String, jobID: String, attempt: Int, state: JobState, exitCode: Int32?, error: String?,
-    locals: JSONValue?, lastLogSeq: Int, environment: JSONValue? = nil
+    locals: JSONValue?, lastLogSeq: Int, environment: JSONValue? = nil, tail: LogTail? = nil
   ) {
     self.environment = environment
+    self.tail = tail
     self.workerID = workerID
     self.jobID = jobID
     self.attempt = attempt
@@ -263,6 +269,46 @@ public struct FinishedMessage: Sendable, Codable {
     self.error = error
     self.locals = locals
     self.lastLogSeq = lastLogSeq
+  }
+}
+
+/// Where the lines a `finished` carries start, and how many there are.
+public struct LogTail: Sendable, Codable, Equatable {
+  public var firstSeq: Int
+  public var count: Int
+  public init(firstSeq: Int, count: Int) {
+    self.firstSeq = firstSeq
+    self.count = count
+  }
+
+  public var lastSeq: Int { firstSeq + count - 1 }
+}
+
+extension WireEnvelope {
+  /// A result, with its tail's lines as the one payload frame when it has a tail.
+  public static func finished(_ message: FinishedMessage, tail chunk: LogChunk?) -> WireEnvelope {
+    WireEnvelope(.finished, message, payload: chunk.map { [$0.bytes] } ?? [])
+  }
+
+  /// A `finished` header and the lines of its tail, checked against the count.
+  public func decodeFinished() throws(WireError) -> (FinishedMessage, LogChunk?) {
+    let message = try decode(FinishedMessage.self)
+    guard let tail = message.tail else {
+      guard payload.isEmpty else {
+        throw .missingPayload(
+          type: "finished", detail: "expected no payload frame without a tail, got \(payload.count)")
+      }
+      return (message, nil)
+    }
+    guard payload.count == 1 else {
+      throw .missingPayload(
+        type: "finished", detail: "expected 1 payload frame (the tail's lines), got \(payload.count)")
+    }
+    do {
+      return (message, try LogChunk(validating: payload[0], expectedCount: tail.count))
+    } catch {
+      throw .missingPayload(type: "finished", detail: error.description)
+    }
   }
 }
 
@@ -293,10 +339,14 @@ public struct ReportAckMessage: Sendable, Codable {
   public var jobID: String
   public var attempt: Int
   public var kind: Kind
-  public init(jobID: String, attempt: Int, kind: Kind) {
+  /// For a result that carried a tail: every line up to and including this one is
+  /// durably stored (the `logAck` the tail would have had).
+  public var logUpTo: Int?
+  public init(jobID: String, attempt: Int, kind: Kind, logUpTo: Int? = nil) {
     self.jobID = jobID
     self.attempt = attempt
     self.kind = kind
+    self.logUpTo = logUpTo
   }
 }
 

@@ -48,6 +48,11 @@ struct WorkerCore: Sendable {
       self.message = message
       self.envelope = WireEnvelope(type, message)
     }
+
+    init(_ message: FinishedMessage, tail: LogChunk?) where Message == FinishedMessage {
+      self.message = message
+      self.envelope = .finished(message, tail: tail)
+    }
   }
 
   struct NumberedChunk: Sendable {
@@ -124,6 +129,19 @@ struct WorkerCore: Sendable {
         unacked[0] = NumberedChunk(firstSeq: acked + 1, chunk: rest)
       }
       return true
+    }
+
+    /// Every line not yet sent, as one chunk, counted as sent, when none is in flight
+    /// and they fit one batch: the result carries them.
+    mutating func takeTail(_ maxLines: Int, _ maxBytes: Int) -> NumberedChunk? {
+      guard sentChunks == 0, sent == acked, let first = unacked.first, nextSeq - 1 - acked <= maxLines,
+        unackedBytes <= maxBytes
+      else { return nil }
+      var chunk = first.chunk
+      for next in unacked.dropFirst() { chunk.append(next.chunk) }
+      sentChunks = unacked.count
+      sentBytes = unackedBytes
+      return NumberedChunk(firstSeq: first.firstSeq, chunk: chunk)
     }
 
     /// Everything unacknowledged goes again, from the first line.
@@ -269,7 +287,9 @@ struct WorkerCore: Sendable {
       let ref = AttemptRef(jobID: message.jobID, attempt: message.attempt)
       guard var attempt = attempts[ref] else { return }
       switch message.kind {
-      case .finished: attempt.finishedAcked = true
+      case .finished:
+        attempt.finishedAcked = true
+        if let upTo = message.logUpTo, attempt.acknowledge(upTo: upTo) { attempt.lastAckProgress = now }
       case .cleanup: attempt.cleanupAcked = true
       }
       attempts[ref] = attempt
@@ -400,6 +420,10 @@ struct WorkerCore: Sendable {
       _ = attempt.append(chunk.chunk.dropping(first: attempt.nextSeq - chunk.firstSeq))
     }
     fill(upTo: finished.lastLogSeq)
+    // The spool keeps a result's header, not its tail's lines (they are in the spool
+    // as lines, restored above, and go as batches).
+    var finished = finished
+    finished.tail = nil
     attempt.finishedReport = Report(.finished, finished)
     attempt.cleanupReport = cleanup.map { Report(.cleanup, $0) }
     attempts[job.ref] = attempt
@@ -424,13 +448,17 @@ struct WorkerCore: Sendable {
     _ ref: AttemptRef, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?,
     environment: JSONValue? = nil
   ) {
-    guard let attempt = attempts[ref] else { return }
+    guard var attempt = attempts[ref] else { return }
+    // With nothing in flight, lines that fit one batch go inside the result.
+    let tail =
+      connection == .registered && !attempt.stale ? attempt.takeTail(maxBatchLines, maxBatchBytes) : nil
+    attempts[ref] = attempt
     flushLogs()
     let message = FinishedMessage(
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, exitCode: exitCode,
-      error: error,
-      locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment)
-    let report = Report(.finished, message)
+      error: error, locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment,
+      tail: tail.map { LogTail(firstSeq: $0.firstSeq, count: $0.chunk.count) })
+    let report = Report(message, tail: tail?.chunk)
     attempts[ref]!.finishedReport = report
     // Behind a full window the result waits: the ack that empties the log sends it.
     if connection == .registered, !attempt.stale, let flushed = attempts[ref], flushed.allSent {

@@ -32,7 +32,7 @@ import Testing
     let first = try usedWorkspace(dir, job: "a")
     let folder = inode(first.root)
     let freed = try ParkedWorkspaces.cleanUp(first.root, jobsFolder: dir.file("jobs"))
-    #expect(freed >= 4096 + 3 + 3 + 2)
+    #expect(freed >= 4096 + 3 + 3)
     #expect(!FileManager.default.fileExists(atPath: first.root))
     #expect(entries(dir.file("jobs")) == [ParkedWorkspaces.folderName])
 
@@ -46,7 +46,7 @@ import Testing
 
   /// Whatever reaches a parked workspace after cleanup (a process that escaped its job)
   /// keeps it from being reused: the next attempt gets a new folder.
-  @Test(arguments: ["planted file", "mode", "attribute", "extra entry"])
+  @Test(arguments: ["planted file", "mode", "attribute", "extra folder", "extra files"])
   func aParkedWorkspaceChangedSinceIsNotReused(_ change: String) throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
@@ -64,14 +64,128 @@ import Testing
       guard setxattr(parked + "/.home", "user.pinpool-test", value, value.count, 0) == 0 else {
         return  // this filesystem keeps no user attributes; nothing to carry over
       }
+    case "extra folder":
+      #expect(mkdir(parked + "/left", 0o755) == 0)
     default:
-      try dir.write("jobs/\(ParkedWorkspaces.folderName)/\(parkedName)/left.txt", "x")
+      // A few small files would be spares for the next bundle; more than that many is
+      // not what a cleanup leaves.
+      for i in 0..<ParkedWorkspaces.spareLimit {
+        try dir.write("jobs/\(ParkedWorkspaces.folderName)/\(parkedName)/left\(i).txt", "x")
+      }
     }
     // A new folder: only a reused one comes with HOME and TMPDIR. (Its inode number may
     // well be the removed one's, which ext4 hands out again at once.)
     let next = try Workspace.create(workerRoot: dir.path, jobID: "b", attempt: 1)
     #expect(entries(next.root).isEmpty)
     #expect(!FileManager.default.fileExists(atPath: parked))
+  }
+
+  private func contents(_ path: String) -> String? {
+    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+  }
+
+  /// A parked workspace keeps its small top-level files; the next bundle's files of the
+  /// same names are written over them, and the others go first.
+  @Test func theNextBundleIsWrittenIntoTheSpareFiles() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let first = try usedWorkspace(dir, job: "a")
+    let file = inode(first.root + "/pinokio.json")
+    _ = try ParkedWorkspaces.cleanUp(first.root, jobsFolder: dir.file("jobs"))
+    let shelf = dir.file("jobs/" + ParkedWorkspaces.folderName)
+    let parked = shelf + "/" + (try #require(entries(shelf).first))
+    #expect(entries(parked) == [".home", ".tmp", "pinokio.json"])
+    #expect(contents(parked + "/pinokio.json") == "{}", "kept as it was, to be written over")
+
+    let same = try Workspace.create(
+      workerRoot: dir.path, jobID: "b", attempt: 1,
+      files: [("pinokio.json", 0o755, Array("{\"run\":[]}".utf8)), ("lib", 0o644, Array("l".utf8))])
+    #expect(entries(same.root) == [".home", ".tmp", "pinokio.json", "lib"])
+    #expect(inode(same.root + "/pinokio.json") == file)
+    #expect(contents(same.root + "/pinokio.json") == "{\"run\":[]}")
+    var info = stat()
+    #expect(lstat(same.root + "/pinokio.json", &info) == 0 && info.st_mode & 0o777 == 0o755)
+    _ = try ParkedWorkspaces.cleanUp(same.root, jobsFolder: dir.file("jobs"))
+
+    // Other names: the spares go, even the one named where this bundle needs a folder.
+    let other = try Workspace.create(
+      workerRoot: dir.path, jobID: "c", attempt: 1,
+      files: [("start.json", 0o644, Array("s".utf8)), ("lib/x.js", 0o644, Array("x".utf8))])
+    #expect(entries(other.root) == [".home", ".tmp", "start.json", "lib"])
+    #expect(contents(other.root + "/start.json") == "s")
+    #expect(contents(other.root + "/lib/x.js") == "x")
+    _ = try ParkedWorkspaces.cleanUp(other.root, jobsFolder: dir.file("jobs"))
+
+    // No bundle: the spare goes, and the workspace is as new.
+    let bare = try Workspace.create(workerRoot: dir.path, jobID: "d", attempt: 1)
+    #expect(entries(bare.root) == [".home", ".tmp"])
+  }
+
+  /// A spare file changed after parking (linked from elsewhere, grown large, given an
+  /// attribute, replaced by a link) keeps the workspace from being reused.
+  @Test(arguments: ["linked", "large", "attribute", "link"])
+  func aChangedSpareFileIsNotReused(_ change: String) throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let first = try usedWorkspace(dir, job: "a")
+    _ = try ParkedWorkspaces.cleanUp(first.root, jobsFolder: dir.file("jobs"))
+    let parkedName = try #require(entries(dir.file("jobs/" + ParkedWorkspaces.folderName)).first)
+    let spare = dir.file("jobs/\(ParkedWorkspaces.folderName)/\(parkedName)/pinokio.json")
+    #expect(contents(spare) == "{}")
+    try dir.write("outside/secret.txt", "secret")
+    switch change {
+    case "linked":
+      #expect(link(spare, dir.file("outside/peek.json")) == 0)
+    case "large":
+      try dir.write(
+        "jobs/\(ParkedWorkspaces.folderName)/\(parkedName)/pinokio.json",
+        String(repeating: "x", count: 65 << 10))
+    case "attribute":
+      let value = Array("x".utf8)
+      guard setxattr(spare, "user.pinpool-test", value, value.count, 0) == 0 else { return }
+    default:
+      #expect(unlink(spare) == 0)
+      try dir.symlink(
+        "jobs/\(ParkedWorkspaces.folderName)/\(parkedName)/pinokio.json", to: dir.file("outside/secret.txt"))
+    }
+    let next = try Workspace.create(
+      workerRoot: dir.path, jobID: "b", attempt: 1, files: [("pinokio.json", 0o644, Array("next".utf8))])
+    #expect(entries(next.root) == ["pinokio.json"], "a new folder, not the parked one")
+    #expect(contents(dir.file("outside/secret.txt")) == "secret")
+    if change == "linked" { #expect(contents(dir.file("outside/peek.json")) == "{}") }
+  }
+
+  /// What a job (or a process that escaped it) left in a spare is written over and cut
+  /// to the new bundle's length: nothing of it reaches the next job.
+  @Test func whatASpareHeldIsGoneWhenTheNextJobStarts() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let first = try usedWorkspace(dir, job: "a")
+    try dir.write("jobs/a-1/pinokio.json", "a longer script the first job rewrote")
+    _ = try ParkedWorkspaces.cleanUp(first.root, jobsFolder: dir.file("jobs"))
+    let next = try Workspace.create(
+      workerRoot: dir.path, jobID: "b", attempt: 1, files: [("pinokio.json", 0o644, Array("next".utf8))])
+    #expect(entries(next.root) == [".home", ".tmp", "pinokio.json"], "the parked one, reused")
+    #expect(contents(next.root + "/pinokio.json") == "next")
+  }
+
+  /// Only small files linked nowhere else are kept: a file the job linked in from
+  /// elsewhere is only unlinked (never to be written over), and a large one is removed.
+  @Test func linkedAndLargeFilesAreNotKept() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let ws = try usedWorkspace(dir, job: "a")
+    try dir.write("outside/data.txt", "precious")
+    #expect(link(dir.file("outside/data.txt"), ws.root + "/data.txt") == 0)
+    try dir.write("jobs/a-1/model.bin", String(repeating: "m", count: 1 << 20))
+    let freed = try ParkedWorkspaces.cleanUp(ws.root, jobsFolder: dir.file("jobs"))
+    #expect(freed >= 1 << 20)
+    let shelf = dir.file("jobs/" + ParkedWorkspaces.folderName)
+    let parked = shelf + "/" + (try #require(entries(shelf).first))
+    #expect(entries(parked) == [".home", ".tmp", "pinokio.json"])
+    #expect(contents(dir.file("outside/data.txt")) == "precious")
+    let next = try Workspace.create(workerRoot: dir.path, jobID: "b", attempt: 1)
+    #expect(entries(next.root) == [".home", ".tmp"])
   }
 
   /// A job that made its folders read-only or unreadable still has its workspace

@@ -595,8 +595,9 @@ public actor WorkerAgent {
     let workspace: Workspace
     do {
       let files = try JobBundle(decoding: bundle)
-      workspace = try Workspace.create(workerRoot: configuration.root, jobID: job.jobID, attempt: job.attempt)
-      try workspace.write(files: files.files.map { ($0.path, $0.mode, [UInt8]($0.data)) })
+      workspace = try Workspace.create(
+        workerRoot: configuration.root, jobID: job.jobID, attempt: job.attempt,
+        files: files.files.map { ($0.path, $0.mode, [UInt8]($0.data)) })
     } catch {
       let message = "cannot prepare the workspace: \(error)"
       output.append(.pinpool, "error: \(message)", blocking: false)

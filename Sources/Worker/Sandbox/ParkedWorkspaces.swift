@@ -17,7 +17,9 @@ import Synchronization
 /// trivial job's three folders, made and removed, were a fifth of a busy worker's CPU.
 ///
 /// A parked workspace is only handed out once it is checked to be exactly what a new one
-/// would be: the two folders real and empty, nothing else beside them, the modes a new
+/// would be: the two folders real and empty, nothing beside them but a few small spare
+/// files linked nowhere else (`Workspace.create` writes the next bundle's files of the
+/// same names over them and removes the rest before the job starts), the modes a new
 /// folder gets, and no extended attributes (an ACL a job set on its HOME would carry over
 /// to the next job). This check runs when it is taken, so whatever a process that escaped
 /// its job's group wrote there after cleanup is seen too; a workspace that fails it is
@@ -28,6 +30,11 @@ enum ParkedWorkspaces {
   static let keptFolders: Set<String> = [".home", ".tmp"]
   /// More than a worker's slots, in practice: beyond it workspaces are removed.
   static let limit = 64
+  /// Top-level files of a finished attempt kept for the next bundle's files of the same
+  /// names to be written over (`Workspace.create`): most bundles are a script or two, and
+  /// an array's jobs share theirs. Larger files are removed, so the disk is freed.
+  static let spareLimit = 4
+  static let spareBytes: Int64 = 64 << 10
 
   private struct Shelf {
     var next = 0
@@ -39,19 +46,20 @@ enum ParkedWorkspaces {
   /// What `mkdir(path, 0o755)` makes under this process's umask.
   static let folderMode: mode_t = 0o755 & ~processUmask()
 
-  /// Renames a parked workspace to `path` (which must not exist) and checks it; false
-  /// when none is parked or the one taken was not pristine (it is removed then).
-  static func take(jobsFolder: String, into path: String) -> Bool {
-    guard let parked = shelves.withLock({ $0[jobsFolder]?.parked.popLast() }) else { return false }
+  /// Renames a parked workspace to `path` (which must not exist) and checks it; returns
+  /// the names of its spare files, or nil when none is parked or the one taken was not
+  /// pristine (it is removed then).
+  static func take(jobsFolder: String, into path: String) -> [String]? {
+    guard let parked = shelves.withLock({ $0[jobsFolder]?.parked.popLast() }) else { return nil }
     guard rename(parked, path) == 0 else {
       // `path` exists (a leftover of a crash): the caller deals with it, and the parked
       // one waits for the next attempt. Otherwise it is gone (someone removed `jobs/`).
       if errno == EEXIST || errno == ENOTEMPTY { shelves.withLock { $0[jobsFolder]?.parked.append(parked) } }
-      return false
+      return nil
     }
-    if isPristine(path) { return true }
+    if let spares = pristineSpares(path) { return spares }
     _ = try? WorkspaceCleanup.remove(path, diskFreeAt: jobsFolder)
-    return false
+    return nil
   }
 
   /// Empties a finished attempt's workspace and parks it; if it cannot be parked (full
@@ -66,7 +74,8 @@ enum ParkedWorkspaces {
       return jobsFolder + "/" + folderName + "/\(shelf.next)"
     }
     guard let slot else { return try removed(workspace, jobsFolder) }
-    let (freed, kept) = try WorkspaceCleanup.empty(workspace, keeping: keptFolders)
+    let (freed, kept) = try WorkspaceCleanup.empty(
+      workspace, keeping: keptFolders, spares: (spareLimit, spareBytes))
     guard kept == keptFolders else { return freed + (try removed(workspace, jobsFolder)) }
     if rename(workspace, slot) != 0 {
       guard errno == ENOENT, mkdir(jobsFolder + "/" + folderName, 0o700) == 0 || errno == EEXIST,
@@ -81,30 +90,48 @@ enum ParkedWorkspaces {
     try WorkspaceCleanup.remove(workspace, diskFreeAt: jobsFolder).bytesFreed
   }
 
-  /// The workspace and its two folders are real folders of this process's user and
-  /// group with a new folder's mode and no extended attributes, the folders hold
-  /// nothing, and nothing else is beside them.
-  static func isPristine(_ path: String) -> Bool {
+  /// The names of the workspace's spare files when it is pristine: it and its two
+  /// folders are real folders of this process's user and group with a new folder's mode,
+  /// the folders hold nothing, and beside them there are only spares, each a small,
+  /// writable regular file of this user with no other link (its content is written over
+  /// before any job runs); and nothing carries extended attributes. Nil when it is not.
+  static func pristineSpares(_ path: String) -> [String]? {
     var root = stat()
     guard lstat(path, &root) == 0, isPlainFolder(root, device: root.st_dev, path: path),
-      entries(of: path) == keptFolders
-    else { return false }
+      let names = entries(of: path), keptFolders.isSubset(of: names)
+    else { return nil }
     for name in keptFolders {
       var info = stat()
       let folder = path + "/" + name
       guard lstat(folder, &info) == 0, isPlainFolder(info, device: root.st_dev, path: folder),
         entries(of: folder)?.isEmpty == true
-      else { return false }
+      else { return nil }
     }
-    return true
+    let spares = names.subtracting(keptFolders).sorted()
+    guard spares.count <= spareLimit else { return nil }
+    for name in spares {
+      var info = stat()
+      let file = path + "/" + name
+      guard lstat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_dev == root.st_dev,
+        info.st_nlink == 1, Int64(info.st_size) <= spareBytes, (info.st_mode & 0o200) != 0, isOurs(info),
+        hasNoAttributes(file)
+      else { return nil }
+    }
+    return spares
   }
 
   private static func isPlainFolder(_ info: stat, device: dev_t, path: String) -> Bool {
-    guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_dev == device, (info.st_mode & 0o7777) == folderMode,
-      info.st_uid == geteuid(), info.st_gid == getegid()
-    else { return false }
-    // Any attribute at all (an ACL is one) disqualifies it; a filesystem without them
-    // has none to carry over.
+    (info.st_mode & S_IFMT) == S_IFDIR && info.st_dev == device && (info.st_mode & 0o7777) == folderMode
+      && isOurs(info) && hasNoAttributes(path)
+  }
+
+  private static let user = (uid: geteuid(), gid: getegid())
+
+  private static func isOurs(_ info: stat) -> Bool { info.st_uid == user.uid && info.st_gid == user.gid }
+
+  /// Any attribute at all (an ACL is one) disqualifies an entry; a filesystem without
+  /// them has none to carry over.
+  private static func hasNoAttributes(_ path: String) -> Bool {
     let size = llistxattr(path, nil, 0)
     return size == 0 || (size < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP))
   }

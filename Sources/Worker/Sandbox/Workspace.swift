@@ -32,7 +32,28 @@ public struct Workspace: Sendable {
     self.root = confinement.root
   }
 
-  public static func create(workerRoot: String, jobID: String, attempt: Int) throws -> Workspace {
+  /// Makes the attempt's workspace and writes the bundle's `files` into it. A parked
+  /// workspace may come with spare files (small top-level files of an earlier attempt):
+  /// the bundle's top-level files are written over them, and those not needed are removed
+  /// before this returns, so the workspace holds exactly the bundle either way. If the
+  /// bundle cannot be written, the workspace is removed again.
+  public static func create(
+    workerRoot: String, jobID: String, attempt: Int, files: [(path: String, mode: UInt16, data: [UInt8])] = []
+  ) throws -> Workspace {
+    var spares: [String] = []
+    let workspace = try make(workerRoot: workerRoot, jobID: jobID, attempt: attempt, spares: &spares)
+    do {
+      try workspace.write(files: files, reusing: spares)
+    } catch {
+      _ = try? WorkspaceCleanup.remove(workspace.root, diskFreeAt: workerRoot)
+      throw error
+    }
+    return workspace
+  }
+
+  private static func make(workerRoot: String, jobID: String, attempt: Int, spares: inout [String]) throws
+    -> Workspace
+  {
     try validate(jobID: jobID)
     guard attempt >= 0 else { throw WorkspaceError("attempt \(attempt) is negative") }
     var jobs = try jobsFolder(workerRoot: workerRoot, resolvedBefore: true)
@@ -41,7 +62,13 @@ public struct Workspace: Sendable {
     // made again; only a name that exists already, left over from an earlier run of the
     // worker (a crash before cleanup), is removed (without following any link it holds)
     // to start clean.
-    var made = ParkedWorkspaces.take(jobsFolder: jobs, into: path) || mkdir(path, 0o755) == 0
+    var made = false
+    if let taken = ParkedWorkspaces.take(jobsFolder: jobs, into: path) {
+      spares = taken
+      made = true
+    } else {
+      made = mkdir(path, 0o755) == 0
+    }
     if !made, errno == ENOENT {
       jobs = try jobsFolder(workerRoot: workerRoot, resolvedBefore: false)
       path = Self.path(jobsFolder: jobs, jobID: jobID, attempt: attempt)
@@ -89,6 +116,22 @@ public struct Workspace: Sendable {
     jobsFolder + "/\(jobID)-\(attempt)"
   }
 
+  /// Opens a spare file for writing over, if it is still a plain file with no other
+  /// link; otherwise removes it and returns -1, for a new file to be made in its place.
+  /// (Checked again on the open file: the check when it was taken is not the last word.)
+  private static func openSpare(_ path: String) -> Int32 {
+    let fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+    var info = stat()
+    if fd >= 0, fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
+      info.st_uid == geteuid()
+    {
+      return fd
+    }
+    if fd >= 0 { close(fd) }
+    _ = unlink(path)
+    return -1
+  }
+
   /// Job ids become one path component; anything that could name another folder is refused.
   static func validate(jobID: String) throws {
     let problem: String? =
@@ -107,7 +150,23 @@ public struct Workspace: Sendable {
   /// bits only), so scripts shipped executable stay executable. Mode 0 means "unknown" and
   /// becomes 0644.
   public func write(files: [(path: String, mode: UInt16, data: [UInt8])]) throws {
+    try write(files: files, reusing: [])
+  }
+
+  /// `spares`: names of small regular files in the root, checked by `ParkedWorkspaces`.
+  /// A bundle file of the same name is written over its spare instead of a new file; the
+  /// other spares are removed first, so none stands where the bundle needs a folder. On
+  /// this disk a new inode scans past every one freed in the last half minute, and the
+  /// bundle's file was the last inode a trivial job made and freed; an array's jobs all
+  /// have the same bundle.
+  private func write(files: [(path: String, mode: UInt16, data: [UInt8])], reusing spares: [String]) throws {
     let confinement = self.confinement
+    let wanted = Set(files.map(\.path))
+    var spares = Set(spares)
+    for name in spares where !wanted.contains(name) {
+      _ = unlink(root + "/" + name)
+      spares.remove(name)
+    }
     for file in files {
       let target: String
       do {
@@ -130,13 +189,23 @@ public struct Workspace: Sendable {
           "cannot create folder for bundle file '\(file.path)': \(error.localizedDescription)")
       }
       let mode = file.mode == 0 ? mode_t(0o644) : mode_t(file.mode & 0o777)
-      let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
+      var fd: Int32 = -1
+      if parent == root, spares.remove((target as NSString).lastPathComponent) != nil {
+        fd = Self.openSpare(target)
+      }
+      let reused = fd >= 0
+      if fd < 0 { fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode) }
       guard fd >= 0 else {
         throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
       }
       defer { close(fd) }
       do throws(WriteAll.Failure) { try WriteAll.write(fd, file.data) } catch {
         throw WorkspaceError("cannot write bundle file '\(file.path)': \(error.reason)")
+      }
+      // A spare is written over, then cut to the new length: the same file again (an
+      // array's next job) frees and allocates no block, and nothing of the old one stays.
+      guard !reused || ftruncate(fd, off_t(file.data.count)) == 0 else {
+        throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
       }
       // open() applies the umask; the bundle's mode is what the author meant.
       guard fchmod(fd, mode) == 0 else {

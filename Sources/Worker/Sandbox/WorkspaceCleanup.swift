@@ -61,17 +61,21 @@ public enum WorkspaceCleanup {
 
   /// Removes everything inside the folder `path` but the folders named in `keeping`,
   /// which are emptied and left in place when they are real directories on the same
-  /// filesystem (anything else of that name goes like the rest). Returns the bytes freed
-  /// and the names kept; nothing is ever followed through a link.
-  static func empty(_ path: String, keeping: Set<String>) throws(CleanupError) -> (
-    bytesFreed: Int64, kept: Set<String>
-  ) {
+  /// filesystem (anything else of that name goes like the rest), and up to `spares.count`
+  /// of its writable regular files of at most `spares.maxBytes` with no other link, left
+  /// as they are (a bundle's file, to be written over). Returns the bytes freed and the
+  /// folders kept; nothing is ever followed through a link.
+  static func empty(
+    _ path: String, keeping: Set<String>, spares: (count: Int, maxBytes: Int64) = (0, 0)
+  ) throws(CleanupError) -> (bytesFreed: Int64, kept: Set<String>) {
     guard let entry = try locate(path), (entry.info.st_mode & S_IFMT) == S_IFDIR else {
       throw CleanupError(path: path, failures: ["it is not a folder (any more)"], bytesFreed: 0)
     }
     defer { close(entry.parentFD) }
     var walker = Walker()
     walker.device = entry.info.st_dev
+    walker.spares = spares.count
+    walker.spareBytes = spares.maxBytes
     let kept = walker.removeContents(
       parentFD: entry.parentFD, name: entry.name, info: entry.info, displayPath: entry.displayPath,
       keeping: keeping)
@@ -114,6 +118,10 @@ public enum WorkspaceCleanup {
     var bytesFreed: Int64 = 0
     var failures: [String] = []
     var device: dev_t = 0
+    /// How many more regular files of the folder being emptied may be kept as spares,
+    /// and how large each may be.
+    var spares = 0
+    var spareBytes: Int64 = 0
 
     /// The entries of an open directory but `.` and `..`, NUL-terminated; nil (and a
     /// failure noted) when it cannot be read. `fd` stays open and owned by the caller (it
@@ -155,6 +163,9 @@ public enum WorkspaceCleanup {
       }
       defer { close(fd) }
       guard let children = names(inDirectory: fd, displayPath: displayPath) else { return nil }
+      // Only the folder being emptied keeps spares, not those inside it.
+      var spares = self.spares
+      self.spares = 0
       var kept: Set<String> = []
       for child in children {
         let childName = String(decoding: child.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -167,9 +178,22 @@ public enum WorkspaceCleanup {
           kept.insert(childName)
           continue
         }
+        if spares > 0, isSpare(parentFD: fd, name: child) {
+          spares -= 1
+          continue
+        }
         removeEntry(parentFD: fd, name: child, displayPath: childPath)
       }
       return kept
+    }
+
+    /// Whether a file may be kept as a spare: regular, small, writable, with no other
+    /// link (a file a job linked in from elsewhere must never be written over later).
+    func isSpare(parentFD: Int32, name: [CChar]) -> Bool {
+      var info = stat()
+      return fstatat(parentFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        && info.st_nlink == 1 && info.st_dev == device && (info.st_mode & 0o200) != 0
+        && Int64(info.st_size) <= spareBytes
     }
 
     mutating func fail(_ path: String, _ what: String) {

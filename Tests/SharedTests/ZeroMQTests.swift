@@ -188,7 +188,14 @@ private let sampleMessages: [[Data]] = [
     // Only a send to an empty outbox wakes the loop: after each burst is sent, the first
     // message of the next one must wake it again.
     for burst in 1...20 {
-      for i in 0..<burst { loop.send([Data("\(burst).\(i)".utf8)]) }
+      // Alternately one at a time and as one batch; in order either way.
+      let messages = (0..<burst).map { [Data("\(burst).\($0)".utf8)] }
+      if burst.isMultiple(of: 2) {
+        loop.send(contentsOf: messages)
+      } else {
+        for message in messages { loop.send(message) }
+      }
+      loop.send(contentsOf: [[Data]]())
       for i in 0..<burst {
         let frames = try #require(try router.receive(dontWait: false), "burst \(burst) stopped at \(i)")
         #expect(frames.last == Data("\(burst).\(i)".utf8))

@@ -114,14 +114,20 @@ public final class SocketLoop: Sendable {
   }
 
   /// Queues a message for the loop to send and wakes it. Safe from any thread.
-  public func send(_ frames: [Data]) {
+  public func send(_ frames: [Data]) { send(contentsOf: CollectionOfOne(frames)) }
+
+  /// Queues messages, in order, with one wake-up of the loop at most: a caller with
+  /// several to send (a worker's result and cleanup) hands them over together.
+  public func send<Messages: Collection<[Data]>>(contentsOf messages: Messages) {
+    guard !messages.isEmpty else { return }
     // Woken only when the outbox was empty: the loop takes the whole outbox after a
     // wake-up, so messages that join a waiting one go with it. And woken after the lock
     // is released: a loop woken under it would spin on the lock its waker still holds.
     let wasEmpty = state.withLock { s -> Bool in
       guard !s.stop else { return false }
-      s.outbox.append(frames)
-      return s.outbox.count == 1
+      let empty = s.outbox.isEmpty
+      s.outbox.append(contentsOf: messages)
+      return empty
     }
     if wasEmpty { wake() }
   }

@@ -97,6 +97,8 @@ public actor WorkerAgent {
   private let logger: Logger
   private var core: WorkerCore
   private var loop: SocketLoop?
+  /// Messages of the actions being performed, for the loop.
+  private var outgoing: [[Data]] = []
   private let events: AsyncStream<AgentEvent>
   private let sink: AsyncStream<AgentEvent>.Continuation
   private var jobs: [AttemptRef: Task<Void, Never>] = [:]
@@ -412,13 +414,16 @@ public actor WorkerAgent {
         logger.error("cannot write the log spool", metadata: ["error": "\(failure)"])
       }
     }
+    // Handed to the loop together at the end (one wake-up of its thread, not one each).
+    defer { flushOutgoing() }
     for action in actions {
       switch action {
       case .send(let envelope):
         logger.trace("send", metadata: ["type": "\(envelope.type.rawValue)"])
-        loop?.send(envelope.frames)
+        outgoing.append(envelope.frames)
       case .reconnect:
         logger.warning("no word from the coordinator; reconnecting")
+        flushOutgoing()
         loop?.resetSocket()
       case .startJob(let job, let bundle, let assignment):
         spool.assigned(job, header: assignment)
@@ -449,7 +454,7 @@ public actor WorkerAgent {
       case .sendArtifactChunk(let message, let path, let length):
         do {
           let data = try Self.readChunk(path: path, offset: message.offset, length: length)
-          loop?.send(WireEnvelope(.artifactChunk, message, payload: [data]).frames)
+          outgoing.append(WireEnvelope(.artifactChunk, message, payload: [data]).frames)
         } catch {
           // Reported to the core at once; its failure ends in `artifactsDone`.
           core.artifactReadFailed(
@@ -462,6 +467,12 @@ public actor WorkerAgent {
         spool.forget(ref)
       }
     }
+  }
+
+  private func flushOutgoing() {
+    guard !outgoing.isEmpty else { return }
+    loop?.send(contentsOf: outgoing)
+    outgoing.removeAll(keepingCapacity: true)
   }
 
   /// Cleans up after the upload: a workspace whose artifacts could not be stored is kept

@@ -315,6 +315,8 @@ private struct Harness {
   @Test func aLogWithNothingInFlightGoesInsideItsResult() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    // Just before the periodic resend, long after the attempt's last ack (none yet).
+    h.tick(1.9)
     h.log(ref, 2)
     h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
     h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 1, reason: nil)
@@ -324,7 +326,8 @@ private struct Harness {
     #expect(finished.lastLogSeq == 2)
     #expect(finished.tail == LogTail(firstSeq: 1, count: 2))
     #expect(tail?.lines(firstSeq: 1).map(\.line) == ["line 0", "line 1"])
-    // Counted as sent: a tick sends them no second time.
+    // Counted as sent, and waiting for their ack from now: the resend does not take
+    // them for lines whose ack stopped coming.
     #expect(try h.tick(0.1).loggedSeqs == [])
 
     // The result's ack says the lines are stored; with the cleanup's, the attempt is done.

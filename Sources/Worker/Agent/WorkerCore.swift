@@ -449,9 +449,11 @@ struct WorkerCore: Sendable {
     environment: JSONValue? = nil
   ) {
     guard var attempt = attempts[ref] else { return }
-    // With nothing in flight, lines that fit one batch go inside the result.
+    // With nothing in flight, lines that fit one batch go inside the result, and their
+    // wait for an ack starts now (as a batch's does), not at the last ack long ago.
     let tail =
       connection == .registered && !attempt.stale ? attempt.takeTail(maxBatchLines, maxBatchBytes) : nil
+    if tail != nil { attempt.lastAckProgress = clock }
     attempts[ref] = attempt
     flushLogs()
     let message = FinishedMessage(

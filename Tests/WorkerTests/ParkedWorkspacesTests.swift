@@ -26,6 +26,14 @@ import Testing
     return ws
   }
 
+  /// A used workspace, cleaned up: the path it is parked at.
+  private func parkedWorkspace(_ dir: WorkerTestDirectory) throws -> String {
+    let used = try usedWorkspace(dir, job: "a")
+    _ = try ParkedWorkspaces.cleanUp(used.root, jobsFolder: dir.file("jobs"))
+    let shelf = dir.file("jobs/" + ParkedWorkspaces.folderName)
+    return shelf + "/" + (try #require(entries(shelf).first))
+  }
+
   @Test func aCleanedWorkspaceIsEmptiedAndTheNextAttemptGetsIt() throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
@@ -50,10 +58,8 @@ import Testing
   func aParkedWorkspaceChangedSinceIsNotReused(_ change: String) throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
-    let first = try usedWorkspace(dir, job: "a")
-    _ = try ParkedWorkspaces.cleanUp(first.root, jobsFolder: dir.file("jobs"))
-    let parkedName = try #require(entries(dir.file("jobs/" + ParkedWorkspaces.folderName)).first)
-    let parked = dir.file("jobs/" + ParkedWorkspaces.folderName + "/" + parkedName)
+    let parked = try parkedWorkspace(dir)
+    let parkedName = (parked as NSString).lastPathComponent
     switch change {
     case "planted file":
       try dir.write("jobs/\(ParkedWorkspaces.folderName)/\(parkedName)/.home/.bashrc", "evil")
@@ -127,10 +133,9 @@ import Testing
   func aChangedSpareFileIsNotReused(_ change: String) throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
-    let first = try usedWorkspace(dir, job: "a")
-    _ = try ParkedWorkspaces.cleanUp(first.root, jobsFolder: dir.file("jobs"))
-    let parkedName = try #require(entries(dir.file("jobs/" + ParkedWorkspaces.folderName)).first)
-    let spare = dir.file("jobs/\(ParkedWorkspaces.folderName)/\(parkedName)/pinokio.json")
+    let parked = try parkedWorkspace(dir)
+    let parkedName = (parked as NSString).lastPathComponent
+    let spare = parked + "/pinokio.json"
     #expect(contents(spare) == "{}")
     try dir.write("outside/secret.txt", "secret")
     switch change {

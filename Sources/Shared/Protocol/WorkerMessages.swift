@@ -188,14 +188,19 @@ extension WireEnvelope {
   /// A `logBatch` header and its lines, every record header checked against the count.
   public func decodeLogBatch() throws(WireError) -> (LogBatchMessage, LogChunk) {
     let message = try decode(LogBatchMessage.self)
+    return (message, try lines(count: message.count, describedAs: "the lines"))
+  }
+
+  /// The one payload frame, as `count` lines, every record header checked.
+  fileprivate func lines(count: Int, describedAs what: String) throws(WireError) -> LogChunk {
     guard payload.count == 1 else {
       throw .missingPayload(
-        type: "logBatch", detail: "expected 1 payload frame (the lines), got \(payload.count)")
+        type: type.rawValue, detail: "expected 1 payload frame (\(what)), got \(payload.count)")
     }
     do {
-      return (message, try LogChunk(validating: payload[0], expectedCount: message.count))
+      return try LogChunk(validating: payload[0], expectedCount: count)
     } catch {
-      throw .missingPayload(type: "logBatch", detail: error.description)
+      throw .missingPayload(type: type.rawValue, detail: error.description)
     }
   }
 }
@@ -300,15 +305,7 @@ extension WireEnvelope {
       }
       return (message, nil)
     }
-    guard payload.count == 1 else {
-      throw .missingPayload(
-        type: "finished", detail: "expected 1 payload frame (the tail's lines), got \(payload.count)")
-    }
-    do {
-      return (message, try LogChunk(validating: payload[0], expectedCount: tail.count))
-    } catch {
-      throw .missingPayload(type: "finished", detail: error.description)
-    }
+    return (message, try lines(count: tail.count, describedAs: "the tail's lines"))
   }
 }
 

@@ -14,7 +14,9 @@ probes=${3:-2000}
 priority=${4:-0}
 source bench/common.sh
 bench_setup latency
-swift build -c release --product pinpool-bench >/dev/null
+# With PINPOOL_BIN_DIR, its own pinpool-bench (it must speak that pinpool's protocol), and
+# no build in the middle of an alternating comparison.
+[ -n "${PINPOOL_BIN_DIR:-}" ] || swift build -c release --product pinpool-bench >/dev/null
 endpoint="$PINPOOL_COORDINATOR"
 
 # Probes are hundreds of single submits from one client: lift the per-client rate limit.

@@ -75,7 +75,7 @@ enum ParkedWorkspaces {
     }
     guard let slot else { return try removed(workspace, jobsFolder) }
     let (freed, kept) = try WorkspaceCleanup.empty(
-      workspace, keeping: keptFolders, spares: (spareLimit, spareBytes))
+      workspace, keeping: keptFolders, spares: (spareLimit, isSpare))
     guard kept == keptFolders else { return freed + (try removed(workspace, jobsFolder)) }
     if rename(workspace, slot) != 0 {
       guard errno == ENOENT, mkdir(jobsFolder + "/" + folderName, 0o700) == 0 || errno == EEXIST,
@@ -112,12 +112,20 @@ enum ParkedWorkspaces {
     for name in spares {
       var info = stat()
       let file = path + "/" + name
-      guard lstat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_dev == root.st_dev,
-        info.st_nlink == 1, Int64(info.st_size) <= spareBytes, (info.st_mode & 0o200) != 0, isOurs(info),
-        hasNoAttributes(file)
-      else { return nil }
+      guard lstat(file, &info) == 0, isSpare(info, device: root.st_dev), hasNoAttributes(file) else {
+        return nil
+      }
     }
     return spares
+  }
+
+  /// A file that may stay in a parked workspace, for the next bundle's file of its name
+  /// to be written over: the one test for keeping it at cleanup and for taking it. A
+  /// regular file on the workspace's filesystem, small, writable and this user's, with no
+  /// other link (a file a job linked in from elsewhere must never be written over).
+  static func isSpare(_ info: stat, device: dev_t) -> Bool {
+    (info.st_mode & S_IFMT) == S_IFREG && info.st_dev == device && info.st_nlink == 1
+      && Int64(info.st_size) <= spareBytes && (info.st_mode & 0o200) != 0 && isOurs(info)
   }
 
   private static func isPlainFolder(_ info: stat, device: dev_t, path: String) -> Bool {

@@ -62,13 +62,9 @@ public struct Workspace: Sendable {
     // made again; only a name that exists already, left over from an earlier run of the
     // worker (a crash before cleanup), is removed (without following any link it holds)
     // to start clean.
-    var made = false
-    if let taken = ParkedWorkspaces.take(jobsFolder: jobs, into: path) {
-      spares = taken
-      made = true
-    } else {
-      made = mkdir(path, 0o755) == 0
-    }
+    let parked = ParkedWorkspaces.take(jobsFolder: jobs, into: path)
+    spares = parked ?? []
+    var made = parked != nil || mkdir(path, 0o755) == 0
     if !made, errno == ENOENT {
       jobs = try jobsFolder(workerRoot: workerRoot, resolvedBefore: false)
       path = Self.path(jobsFolder: jobs, jobID: jobID, attempt: attempt)

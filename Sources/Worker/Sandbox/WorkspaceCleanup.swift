@@ -62,11 +62,12 @@ public enum WorkspaceCleanup {
   /// Removes everything inside the folder `path` but the folders named in `keeping`,
   /// which are emptied and left in place when they are real directories on the same
   /// filesystem (anything else of that name goes like the rest), and up to `spares.count`
-  /// of its writable regular files of at most `spares.maxBytes` with no other link, left
-  /// as they are (a bundle's file, to be written over). Returns the bytes freed and the
-  /// folders kept; nothing is ever followed through a link.
+  /// of its files that `spares.isSpare` accepts (given their `lstat` and the folder's
+  /// device), left as they are. Returns the bytes freed and the folders kept; nothing is
+  /// ever followed through a link.
   static func empty(
-    _ path: String, keeping: Set<String>, spares: (count: Int, maxBytes: Int64) = (0, 0)
+    _ path: String, keeping: Set<String>,
+    spares: (count: Int, isSpare: @Sendable (stat, dev_t) -> Bool) = (0, { _, _ in false })
   ) throws(CleanupError) -> (bytesFreed: Int64, kept: Set<String>) {
     guard let entry = try locate(path), (entry.info.st_mode & S_IFMT) == S_IFDIR else {
       throw CleanupError(path: path, failures: ["it is not a folder (any more)"], bytesFreed: 0)
@@ -75,7 +76,7 @@ public enum WorkspaceCleanup {
     var walker = Walker()
     walker.device = entry.info.st_dev
     walker.spares = spares.count
-    walker.spareBytes = spares.maxBytes
+    walker.isSpare = spares.isSpare
     let kept = walker.removeContents(
       parentFD: entry.parentFD, name: entry.name, info: entry.info, displayPath: entry.displayPath,
       keeping: keeping)
@@ -118,10 +119,9 @@ public enum WorkspaceCleanup {
     var bytesFreed: Int64 = 0
     var failures: [String] = []
     var device: dev_t = 0
-    /// How many more regular files of the folder being emptied may be kept as spares,
-    /// and how large each may be.
+    /// How many more files of the folder being emptied may be kept as spares, and which.
     var spares = 0
-    var spareBytes: Int64 = 0
+    var isSpare: (stat, dev_t) -> Bool = { _, _ in false }
 
     /// The entries of an open directory but `.` and `..`, NUL-terminated; nil (and a
     /// failure noted) when it cannot be read. `fd` stays open and owned by the caller (it
@@ -178,22 +178,13 @@ public enum WorkspaceCleanup {
           kept.insert(childName)
           continue
         }
-        if spares > 0, isSpare(parentFD: fd, name: child) {
+        if spares > 0, fstatat(fd, child, &childInfo, AT_SYMLINK_NOFOLLOW) == 0, isSpare(childInfo, device) {
           spares -= 1
           continue
         }
         removeEntry(parentFD: fd, name: child, displayPath: childPath)
       }
       return kept
-    }
-
-    /// Whether a file may be kept as a spare: regular, small, writable, with no other
-    /// link (a file a job linked in from elsewhere must never be written over later).
-    func isSpare(parentFD: Int32, name: [CChar]) -> Bool {
-      var info = stat()
-      return fstatat(parentFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFREG
-        && info.st_nlink == 1 && info.st_dev == device && (info.st_mode & 0o200) != 0
-        && Int64(info.st_size) <= spareBytes
     }
 
     mutating func fail(_ path: String, _ what: String) {

@@ -104,7 +104,8 @@ public struct ShellProcessError: Error, Sendable, CustomStringConvertible {
 
 /// Runs one command line of a `shell.run` step under `bash -c` (or `sh -c` where bash is
 /// missing) in a session and process group of its own, so that everything the command
-/// starts can be signalled together.
+/// starts can be signalled together. A line bash would only split and exec is started
+/// directly (`DirectCommand`).
 ///
 /// Output: stdout and stderr are read on one dedicated thread, line by line as produced
 /// (`\n`, `\r\n` and a lone `\r` — progress bars — end a line; a line longer than
@@ -276,17 +277,25 @@ final class ShellSupervisor: Sendable {
   }
 
   private func monitor() async {
-    let shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
+    let executable: String
+    let arguments: [String]
+    var passed = request.environment
+    if let direct = DirectCommand(request) {
+      (executable, arguments, passed) = (direct.executable, direct.arguments, direct.environment)
+    } else {
+      executable = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
+      arguments = ["-c", request.command]
+    }
     var platform = PlatformOptions()
     platform.createSession = true
     var environment: [Environment.Key: String] = [:]
-    for (name, value) in request.environment {
+    for (name, value) in passed {
       if let key = Environment.Key(rawValue: name) { environment[key] = value }
     }
     let completion: Completion
     do {
       let result = try await Subprocess.run(
-        .path(FilePath(shell)), arguments: ["-c", request.command], environment: .custom(environment),
+        .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(environment),
         workingDirectory: FilePath(request.workingDirectory), platformOptions: platform, input: .none,
         output: .fileDescriptor(FileDescriptor(rawValue: outputWriteFD), closeAfterSpawningProcess: true),
         error: .fileDescriptor(FileDescriptor(rawValue: errorWriteFD), closeAfterSpawningProcess: true)

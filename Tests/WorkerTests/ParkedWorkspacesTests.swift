@@ -128,8 +128,9 @@ import Testing
   }
 
   /// A spare file changed after parking (linked from elsewhere, grown large, given an
-  /// attribute, replaced by a link) keeps the workspace from being reused.
-  @Test(arguments: ["linked", "large", "attribute", "link"])
+  /// attribute, replaced by a link), or a file whose name is not UTF-8 beside it, keeps
+  /// the workspace from being reused.
+  @Test(arguments: ["linked", "large", "attribute", "link", "undecodable"])
   func aChangedSpareFileIsNotReused(_ change: String) throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
@@ -148,6 +149,11 @@ import Testing
     case "attribute":
       let value = Array("x".utf8)
       guard setxattr(spare, "user.pinpool-test", value, value.count, 0) == 0 else { return }
+    case "undecodable":
+      let name = Array((parked + "/f").utf8CString.dropLast()) + [CChar(bitPattern: 0xFF), 0]
+      let fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+      #expect(fd >= 0)
+      close(fd)
     default:
       #expect(unlink(spare) == 0)
       try dir.symlink(

@@ -144,8 +144,21 @@ enum ParkedWorkspaces {
     return size == 0 || (size < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP))
   }
 
+  /// With readdir(3): FileManager's listing was 2.6% of a busy worker, three per job.
+  /// A name that is not UTF-8 makes it nil, so the workspace is not reused.
   private static func entries(of path: String) -> Set<String>? {
-    (try? FileManager.default.contentsOfDirectory(atPath: path)).map(Set.init)
+    guard let directory = opendir(path) else { return nil }
+    defer { closedir(directory) }
+    var names = Set<String>()
+    errno = 0
+    while let entry = readdir(directory) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        String(validating: raw.prefix { $0 != 0 }, as: UTF8.self)
+      }
+      guard let name else { return nil }
+      if name != "." && name != ".." { names.insert(name) }
+    }
+    return errno == 0 ? names : nil
   }
 
   /// Read from `/proc` (setting and restoring it with umask(2) would race with other

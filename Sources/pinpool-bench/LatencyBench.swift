@@ -67,7 +67,7 @@ struct LatencyBench {
         // Replies to what the worker sends are read on the next pass, whose sweep
         // or wake finds them; the sends themselves drain nothing.
         while let frames = workers[index].socket.receive() {
-          state.workerMessage(frames, worker: &workers[index])
+          try state.workerMessage(frames, worker: &workers[index])
         }
       }
     }
@@ -242,11 +242,22 @@ private struct PumpState {
     }
   }
 
-  mutating func workerMessage(_ frames: [Data], worker: inout SimWorker) {
+  /// A reply it cannot read, or an error, ends the run: a coordinator of another
+  /// protocol version answers every registration so, and waiting would only run out
+  /// the time limit.
+  mutating func workerMessage(_ frames: [Data], worker: inout SimWorker) throws(BenchError) {
     let now = monotonicSeconds()
-    guard let envelope = try? WireEnvelope(frames: frames) else { return }
+    let envelope: WireEnvelope
+    do throws(WireError) {
+      envelope = try WireEnvelope(frames: frames)
+    } catch {
+      throw .refused(
+        "\(worker.advert.name) cannot read a reply (\(error)); is the coordinator from the same build?")
+    }
     let id = worker.advert.id
     switch envelope.type {
+    case .error:
+      throw .refused((try? envelope.decode(ErrorReply.self))?.message ?? "unreadable error")
     case .registered:
       if let message = try? envelope.decode(RegisteredMessage.self) {
         heartbeatInterval = message.heartbeatInterval

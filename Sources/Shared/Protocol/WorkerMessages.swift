@@ -11,6 +11,8 @@ public struct AttemptRef: Sendable, Hashable, Codable, CustomStringConvertible {
   public var description: String { "\(jobID)#\(attempt)" }
 }
 
+/// What a worker tells the coordinator about its machine besides its GPUs
+/// (`HostProbe.facts()`); jobs may require `platform` and `memoryTotal`.
 public struct HostInfo: Sendable, Hashable, Codable {
   public var cpuCores: Int
   public var memoryTotal: Int64

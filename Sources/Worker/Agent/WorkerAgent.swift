@@ -69,7 +69,6 @@ public enum WorkerProbe {
   public static func advert(configuration: WorkerConfiguration) async throws -> (WorkerAdvert, [String]) {
     try FileManager.default.createDirectory(atPath: configuration.root, withIntermediateDirectories: true)
     let identity = try WorkerIdentity.load(root: configuration.root, name: configuration.name)
-    let facts = HostProbe.facts()
     var warnings: [String] = []
     let gpus: [GPU]
     if let declared = configuration.declaredGPUs {
@@ -81,10 +80,8 @@ public enum WorkerProbe {
     }
     let advert = WorkerAdvert(
       id: identity.id, name: identity.name,
-      host: HostInfo(
-        cpuCores: facts.cpuCores, memoryTotal: facts.memoryTotal, platform: facts.platform, arch: facts.arch,
-        hostname: facts.hostname),
-      gpus: gpus, diskFree: HostProbe.diskFree(at: configuration.root), slots: configuration.slots,
+      host: HostProbe.facts(), gpus: gpus, diskFree: HostProbe.diskFree(at: configuration.root),
+      slots: configuration.slots,
       labels: configuration.labels)
     return (advert, warnings)
   }

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 #if canImport(Glibc)
   import Glibc
@@ -8,28 +9,11 @@ import Foundation
   import Darwin
 #endif
 
-/// What a worker tells the coordinator about the machine besides its GPUs. `platform` and
-/// `arch` use Node's spellings because scripts compare them against Pinokio's `platform`
-/// and `arch` variables (`"linux"`, `"x64"`).
-public struct HostFacts: Sendable, Codable, Hashable {
-  public var cpuCores: Int
-  public var memoryTotal: Int64
-  public var platform: String
-  public var arch: String
-  public var hostname: String
-
-  public init(cpuCores: Int, memoryTotal: Int64, platform: String, arch: String, hostname: String) {
-    self.cpuCores = cpuCores
-    self.memoryTotal = memoryTotal
-    self.platform = platform
-    self.arch = arch
-    self.hostname = hostname
-  }
-}
-
 public enum HostProbe {
-  public static func facts() -> HostFacts {
-    HostFacts(
+  /// `platform` and `arch` in Node's spellings: scripts compare them against Pinokio's
+  /// `platform` and `arch` variables (`"linux"`, `"x64"`).
+  public static func facts() -> HostInfo {
+    HostInfo(
       cpuCores: ProcessInfo.processInfo.activeProcessorCount,
       memoryTotal: memoryTotal(),
       platform: platform,

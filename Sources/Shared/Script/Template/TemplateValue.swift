@@ -18,48 +18,8 @@ public enum TemplateValue: Sendable, Hashable {
   case function(String)
 }
 
-/// An insertion-ordered map of template values, mirroring `JSONObject`.
-public struct TemplateObject: Sendable, Hashable, Sequence {
-  public private(set) var keys: [String] = []
-  private var storage: [String: TemplateValue] = [:]
-
-  public init() {}
-
-  public init(_ pairs: [(String, TemplateValue)]) {
-    for (key, value) in pairs { self[key] = value }
-  }
-
-  public var count: Int { keys.count }
-
-  public subscript(key: String) -> TemplateValue? {
-    get { storage[key] }
-    set {
-      if let newValue {
-        if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-      } else if storage.removeValue(forKey: key) != nil {
-        keys.removeAll { $0 == key }
-      }
-    }
-  }
-
-  public func makeIterator() -> AnyIterator<(key: String, value: TemplateValue)> {
-    var index = 0
-    return AnyIterator {
-      guard index < keys.count else { return nil }
-      defer { index += 1 }
-      let key = keys[index]
-      return (key, storage[key]!)
-    }
-  }
-
-  public static func == (lhs: TemplateObject, rhs: TemplateObject) -> Bool {
-    lhs.storage == rhs.storage
-  }
-
-  public func hash(into hasher: inout Hasher) {
-    hasher.combine(storage)
-  }
-}
+/// A template's object: its keys in the order they were set.
+public typealias TemplateObject = OrderedObject<TemplateValue>
 
 extension TemplateValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
   ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral,

@@ -134,14 +134,28 @@ struct WorkerCore: Sendable {
     /// Every line not yet sent, as one chunk, counted as sent, when none is in flight
     /// and they fit one batch: the result carries them.
     mutating func takeTail(_ maxLines: Int, _ maxBytes: Int) -> NumberedChunk? {
-      guard sentChunks == 0, sent == acked, let first = unacked.first, nextSeq - 1 - acked <= maxLines,
+      guard sentChunks == 0, sent == acked, !unacked.isEmpty, nextSeq - 1 - acked <= maxLines,
         unackedBytes <= maxBytes
       else { return nil }
-      var chunk = first.chunk
-      for next in unacked.dropFirst() { chunk.append(next.chunk) }
+      let (tail, _) = batch(from: 0, maxLines: maxLines, maxBytes: maxBytes)
       sentChunks = unacked.count
       sentBytes = unackedBytes
-      return NumberedChunk(firstSeq: first.firstSeq, chunk: chunk)
+      return tail
+    }
+
+    /// The unacknowledged chunks from `start` joined while the lines and bytes fit (the
+    /// first always goes, however big), and the index after the last one taken. Small
+    /// chunks (a job printing slowly) go together; a big one goes as it is.
+    func batch(from start: Int, maxLines: Int, maxBytes: Int) -> (NumberedChunk, end: Int) {
+      var chunk = unacked[start].chunk
+      var end = start + 1
+      while end < unacked.count, chunk.count + unacked[end].chunk.count <= maxLines,
+        chunk.bytes.count + unacked[end].chunk.bytes.count <= maxBytes
+      {
+        chunk.append(unacked[end].chunk)
+        end += 1
+      }
+      return (NumberedChunk(firstSeq: unacked[start].firstSeq, chunk: chunk), end)
     }
 
     /// Everything unacknowledged goes again, from the first line.
@@ -549,23 +563,15 @@ struct WorkerCore: Sendable {
       while attempt.sentChunks < attempt.unacked.count, attempt.sent - attempt.acked < maxInFlightLines,
         attempt.sentBytes < maxInFlightBytes
       {
-        // Small chunks (a job printing slowly) go together; a big one goes as it is.
-        var batch = attempt.unacked[attempt.sentChunks].chunk
-        let first = attempt.unacked[attempt.sentChunks].firstSeq
-        var end = attempt.sentChunks + 1
-        while end < attempt.unacked.count,
-          batch.count + attempt.unacked[end].chunk.count <= maxBatchLines,
-          batch.bytes.count + attempt.unacked[end].chunk.bytes.count <= maxBatchBytes
-        {
-          batch.append(attempt.unacked[end].chunk)
-          end += 1
-        }
+        let (batch, end) = attempt.batch(
+          from: attempt.sentChunks, maxLines: maxBatchLines, maxBytes: maxBatchBytes)
         actions.append(
           .send(
             .logBatch(
-              workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, firstSeq: first, chunk: batch)))
+              workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, firstSeq: batch.firstSeq,
+              chunk: batch.chunk)))
         attempt.sentChunks = end
-        attempt.sentBytes += batch.bytes.count
+        attempt.sentBytes += batch.chunk.bytes.count
       }
       attempts[ref] = attempt
     }

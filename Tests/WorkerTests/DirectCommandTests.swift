@@ -49,6 +49,7 @@ import Testing
       #expect(direct("ls", env: ["PATH": path, extra: "x"]) == nil, "\(extra)")
     }
     #expect(direct("ls", env: [:]) == nil)
+    #expect(direct("ls", env: ["PATH": "~/bin:" + path]) == nil)
     #expect(direct("no-such-program-here") == nil)
   }
 

@@ -22,7 +22,7 @@
 ///   whose programs print and exit alike (`echo` with `--help` or `--version`, which
 ///   only the program reads, goes to bash);
 /// - the environment sets nothing bash reads at start (`BASH_ENV`, `SHELLOPTS`,
-///   `BASHOPTS`, exported functions) and has a `PATH`;
+///   `BASHOPTS`, exported functions) and has a `PATH` with no `~` entry (bash expands it);
 /// - the program is found as bash would find it (a path with `/` is taken from the
 ///   working directory, else the first executable file on `PATH`) and starts with `#!`
 ///   or is an ELF binary (bash runs any other file as a script of its own).
@@ -44,7 +44,9 @@ struct DirectCommand: Equatable {
     guard !Self.shellWords.contains(name) else { return nil }
     if name == "echo", words.contains(where: { $0 == "--help" || $0 == "--version" }) { return nil }
     let environment = request.environment
-    guard let path = environment["PATH"] else { return nil }
+    // Bash expands a `~` entry of PATH, which exec's search would not.
+    guard let path = environment["PATH"], !path.split(separator: ":").contains(where: { $0.hasPrefix("~") })
+    else { return nil }
     for key in environment.keys
     where key == "BASH_ENV" || key == "SHELLOPTS" || key == "BASHOPTS" || key.hasPrefix("BASH_FUNC_") {
       return nil

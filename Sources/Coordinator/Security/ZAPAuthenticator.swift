@@ -13,8 +13,6 @@ import Shared
 final class ZAPAuthenticator: SocketLoopHandler, @unchecked Sendable {
   static let endpoint = "inproc://zeromq.zap.01"
   static let domain = "pinpool"
-  /// The message property carrying the admitted key (Z85); ZAP metadata names start with X-.
-  static let keyProperty = "X-Key"
 
   private let logger: Logger
   private let keys: EnrolledKeys
@@ -54,7 +52,7 @@ final class ZAPAuthenticator: SocketLoopHandler, @unchecked Sendable {
         continue
       }
       logger.debug("admitted", metadata: ["address": "\(address)", "peer": "\(identity)"])
-      reply("200", "OK", userID: identity.userID, metadata: Self.metadata([(Self.keyProperty, key)]))
+      reply("200", "OK", userID: identity.userID, metadata: Self.metadata([(MessageOrigin.keyProperty, key)]))
     }
   }
 

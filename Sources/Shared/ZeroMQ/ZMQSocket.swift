@@ -138,7 +138,7 @@ public final class ZMQSocket {
         // ROUTER's routing-id frame does not carry, so every frame is asked).
         origin.userID = zmq_msg_gets(&message, "User-Id").map { String(cString: $0) }
         origin.address = zmq_msg_gets(&message, "Peer-Address").map { String(cString: $0) }
-        origin.key = zmq_msg_gets(&message, "X-Key").map { String(cString: $0) }
+        origin.key = zmq_msg_gets(&message, MessageOrigin.keyProperty).map { String(cString: $0) }
       }
       let more = zmq_msg_more(&message) != 0
       zmq_msg_close(&message)
@@ -172,8 +172,10 @@ public struct MessageOrigin: Sendable, Hashable {
   /// The peer's IP address (TCP connections only).
   public var address: String?
   /// The CURVE public key (Z85) the ZAP handler admitted the connection with, which it
-  /// attaches as the `X-Key` property; nil without keys.
+  /// attaches as the `X-Key` property (`keyProperty`); nil without keys.
   public var key: String?
+  /// The message property carrying the admitted key; ZAP metadata names start with X-.
+  public static let keyProperty = "X-Key"
   public init(userID: String? = nil, address: String? = nil, key: String? = nil) {
     self.key = key
     self.userID = userID

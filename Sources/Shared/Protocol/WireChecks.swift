@@ -71,6 +71,14 @@ func checkGPUs(_ gpus: [GPU], _ field: String) throws(WireCheckError) {
   }
 }
 
+/// A run of log lines as a batch or a result's tail carries it: numbered from 1, no more
+/// than one batch holds, ending within a log's numbers. `prefix` names the fields' owner.
+func checkLines(firstSeq: Int, count: Int, _ prefix: String = "") throws(WireCheckError) {
+  try checkRange(firstSeq, 1...WireRange.logSeq.upperBound, prefix + "firstSeq")
+  try checkRange(count, WireRange.logBatchLines, prefix + "count")
+  try checkRange(firstSeq + count - 1, WireRange.logSeq, "\(prefix)firstSeq + \(prefix)count - 1")
+}
+
 func checkRefs(_ refs: [AttemptRef], _ field: String) throws(WireCheckError) {
   for (i, ref) in refs.enumerated() {
     try checkRange(ref.attempt, WireRange.attempt, "\(field)[\(i)].attempt")
@@ -105,9 +113,7 @@ extension HeartbeatMessage: WireChecked {
 extension LogBatchMessage: WireChecked {
   public func check() throws(WireCheckError) {
     try checkRange(attempt, WireRange.attempt, "attempt")
-    try checkRange(firstSeq, 1...WireRange.logSeq.upperBound, "firstSeq")
-    try checkRange(count, WireRange.logBatchLines, "count")
-    try checkRange(lastSeq, WireRange.logSeq, "firstSeq + count - 1")
+    try checkLines(firstSeq: firstSeq, count: count)
   }
 }
 
@@ -124,8 +130,7 @@ extension FinishedMessage: WireChecked {
     try checkRange(attempt, WireRange.attempt, "attempt")
     try checkRange(lastLogSeq, WireRange.logSeq, "lastLogSeq")
     if let tail {
-      try checkRange(tail.firstSeq, 1...WireRange.logSeq.upperBound, "tail.firstSeq")
-      try checkRange(tail.count, WireRange.logBatchLines, "tail.count")
+      try checkLines(firstSeq: tail.firstSeq, count: tail.count, "tail.")
       // The tail ends the log: its last line is the result's last line.
       try checkRange(tail.lastSeq, lastLogSeq...lastLogSeq, "tail.firstSeq + tail.count - 1")
     }

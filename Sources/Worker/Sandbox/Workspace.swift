@@ -112,17 +112,14 @@ public struct Workspace: Sendable {
     jobsFolder + "/\(jobID)-\(attempt)"
   }
 
-  /// Opens a spare file for writing over, if it is still a plain file with no other
-  /// link; otherwise removes it and returns -1, for a new file to be made in its place.
-  /// (Checked again on the open file: the check when it was taken is not the last word.)
-  private static func openSpare(_ path: String) -> Int32 {
+  /// Opens a spare file for writing over, if it still passes `ParkedWorkspaces.isSpare`
+  /// (`device`: the workspace's); otherwise removes it and returns -1, for a new file to be
+  /// made in its place. (Checked again on the open file: the check when it was taken is
+  /// not the last word.)
+  private static func openSpare(_ path: String, device: dev_t) -> Int32 {
     let fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
     var info = stat()
-    if fd >= 0, fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
-      info.st_uid == geteuid()
-    {
-      return fd
-    }
+    if fd >= 0, fstat(fd, &info) == 0, ParkedWorkspaces.isSpare(info, device: device) { return fd }
     if fd >= 0 { close(fd) }
     _ = unlink(path)
     return -1
@@ -159,6 +156,10 @@ public struct Workspace: Sendable {
     let confinement = self.confinement
     let wanted = Set(files.map(\.path))
     var spares = Set(spares)
+    var rootInfo = stat()
+    if !spares.isEmpty, stat(root, &rootInfo) != 0 {
+      throw WorkspaceError("cannot examine the workspace '\(root)': \(String(cString: strerror(errno)))")
+    }
     for name in spares where !wanted.contains(name) {
       _ = unlink(root + "/" + name)
       spares.remove(name)
@@ -187,7 +188,7 @@ public struct Workspace: Sendable {
       let mode = file.mode == 0 ? mode_t(0o644) : mode_t(file.mode & 0o777)
       var fd: Int32 = -1
       if parent == root, spares.remove((target as NSString).lastPathComponent) != nil {
-        fd = Self.openSpare(target)
+        fd = Self.openSpare(target, device: rootInfo.st_dev)
       }
       let reused = fd >= 0
       if fd < 0 { fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode) }

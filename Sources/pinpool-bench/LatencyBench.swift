@@ -257,7 +257,7 @@ private struct PumpState {
     let id = worker.advert.id
     switch envelope.type {
     case .error:
-      throw .refused((try? envelope.decode(ErrorReply.self))?.message ?? "unreadable error")
+      throw BenchError(refusal: envelope)
     case .registered:
       if let message = try? envelope.decode(RegisteredMessage.self) {
         heartbeatInterval = message.heartbeatInterval
@@ -305,10 +305,16 @@ private struct PumpState {
     case .reply:
       if let id = (try? envelope.decode(RequestIDOnly.self))?.requestID { replies[id] = true }
     case .error:
-      let message = (try? envelope.decode(ErrorReply.self))?.message ?? "unreadable error"
-      throw .refused(message)
+      throw BenchError(refusal: envelope)
     default: break
     }
+  }
+}
+
+extension BenchError {
+  /// The coordinator's error reply, as the run's end.
+  init(refusal envelope: WireEnvelope) {
+    self = .refused((try? envelope.decode(ErrorReply.self))?.message ?? "unreadable error")
   }
 }
 

@@ -94,7 +94,10 @@ struct DirectCommand: Equatable {
     func absolute(_ file: String) -> String {
       file.hasPrefix("/") ? file : workingDirectory + "/" + file
     }
-    if name.contains("/") { return runsAsIs(absolute(name)) ? absolute(name) : nil }
+    if name.contains("/") {
+      let file = absolute(name)
+      return runsAsIs(file) ? file : nil
+    }
     for entry in path.split(separator: ":", omittingEmptySubsequences: false) {
       let folder = entry.isEmpty ? workingDirectory : absolute(String(entry))
       let candidate = folder + "/" + name

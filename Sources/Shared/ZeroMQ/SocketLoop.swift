@@ -193,8 +193,10 @@ public final class SocketLoop: Sendable {
       io.flushPending()
       if stop || io.stopRequested { return }
 
+      // Rounded up: a poll woken a fraction of a millisecond before the tick would
+      // otherwise be given 0 and spin until the tick (a dozen idle polls every tick).
       let now = ContinuousClock.now
-      var timeout = now < nextTick ? Int((nextTick - now).milliseconds) : 0
+      var timeout = now < nextTick ? Int((nextTick - now).milliseconds.rounded(.up)) : 0
       timeout = max(0, min(timeout, tickMs))
       var items = [
         zmq_pollitem_t(

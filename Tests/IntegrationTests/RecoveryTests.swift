@@ -192,10 +192,10 @@ struct SpoolTests {
       let coordinator = try #require(pool.coordinator)
       kill(coordinator.processIdentifier, SIGSTOP)
       defer { kill(coordinator.processIdentifier, SIGCONT) }
-      let spool = pool.workerRoot("spooler") + "/spool/\(id)-1.spool"
+      let spool = pool.workerRoot("spooler") + "/spool"
       try pool.waitUntil("the job's result is in the spool", timeout: 60) {
         // Binary (the log lines), with the result as a text record.
-        let data = FileManager.default.contents(atPath: spool) ?? Data()
+        let data = spoolFile(in: spool, of: id).flatMap { FileManager.default.contents(atPath: $0) } ?? Data()
         return data.range(of: Data("\nF {".utf8)) != nil
       }
       pool.killWorker("spooler")
@@ -209,8 +209,21 @@ struct SpoolTests {
       #expect(lines.first == "spooled-1" && lines.last == "spooled-100000")
       #expect(Set(lines).count == 100_000)
       try pool.waitUntil("the spool is dropped once acknowledged", timeout: 30) {
-        !FileManager.default.fileExists(atPath: spool)
+        spoolFile(in: spool, of: id) == nil
       }
+    }
+  }
+
+  /// The spool file whose first record (the assignment) is the job's first attempt's.
+  private func spoolFile(in folder: String, of jobID: String) -> String? {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    return names.map { folder + "/" + $0 }.first { path in
+      guard let data = FileManager.default.contents(atPath: path), data.starts(with: Data("S ".utf8)),
+        let end = data.firstIndex(of: 0x0A),
+        let record = try? JSONSerialization.jsonObject(with: data[data.startIndex + 2..<end]) as? [String: Any],
+        let job = record["job"] as? [String: Any]
+      else { return false }
+      return job["jobID"] as? String == jobID && job["attempt"] as? Int == 1
     }
   }
 }

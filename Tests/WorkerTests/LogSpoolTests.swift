@@ -41,7 +41,8 @@ struct LogSpoolTests {
           lastLogSeq: 3)), finishedJob.ref)
     spool.flush()
     // A crash in the middle of a write leaves half a record.
-    let handle = try #require(FileHandle(forWritingAtPath: dir + "/7-1.spool"))
+    let finishedFile = try #require(spool.file(of: finishedJob.ref))
+    let handle = try #require(FileHandle(forWritingAtPath: finishedFile))
     handle.seekToEndOfFile()
     handle.write(Data("K 4 1 20\n".utf8) + LogChunk([(.stdout, 4, "line 4")]).bytes.prefix(15))
     try handle.close()
@@ -58,7 +59,8 @@ struct LogSpoolTests {
     #expect(recovered[1].finished == nil)
 
     spool.forget(finishedJob.ref)
-    #expect(!FileManager.default.fileExists(atPath: dir + "/7-1.spool"))
+    #expect(try Data(contentsOf: URL(fileURLWithPath: finishedFile)).isEmpty)
+    #expect(LogSpool.recover(directory: dir).map(\.job.ref) == [runningJob.ref])
   }
 
   @Test func aForgottenAttemptsFileIsEmptiedAndReusedNeverRead() throws {
@@ -68,35 +70,39 @@ struct LogSpoolTests {
     func inode(_ path: String) throws -> UInt64 {
       try #require(FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? UInt64)
     }
+    func names() throws -> Set<String> { Set(try FileManager.default.contentsOfDirectory(atPath: dir)) }
     let spool = LogSpool(directory: dir)
     let first = job("1", 1)
     spool.assigned(first, header: WireEnvelope(.assign, AssignMessage(job: first)).header)
     spool.lines(first.ref, firstSeq: 1, LogChunk([(.stdout, 1, "first job")]))
     spool.flush()
-    let firstInode = try inode(dir + "/1-1.spool")
+    let file = try #require(spool.file(of: first.ref))
+    let firstInode = try inode(file)
     spool.forget(first.ref)
-    #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["free-0"])
-    #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/free-0")).isEmpty)
+    // Emptied where it is, not renamed: an empty file is no attempt's.
+    #expect(try names() == ["slot-0.spool"])
+    #expect(try Data(contentsOf: URL(fileURLWithPath: file)).isEmpty)
+    #expect(LogSpool.recover(directory: dir).isEmpty)
 
     // The next attempt's file is the same inode, holding only its own records.
     let second = job("2", 1)
     spool.assigned(second, header: WireEnvelope(.assign, AssignMessage(job: second)).header)
     spool.lines(second.ref, firstSeq: 1, LogChunk([(.stdout, 1, "second job")]))
     spool.flush()
-    #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["2-1.spool"])
-    #expect(try inode(dir + "/2-1.spool") == firstInode)
+    #expect(spool.file(of: second.ref) == file)
+    #expect(try inode(file) == firstInode)
     let recovered = try #require(LogSpool.recover(directory: dir).first)
     #expect(recovered.job.ref == second.ref)
+    #expect(recovered.file == file)
     #expect(recovered.chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }.map(\.line) == ["second job"])
 
-    // A file an earlier run left free with content (it crashed between renaming and
-    // emptying) is never read back as an attempt, and is emptied before reuse.
-    let leftover = WireEnvelope(.assign, AssignMessage(job: job("3", 1))).header
-    try (Data("S ".utf8) + leftover + Data("\n".utf8)).write(to: URL(fileURLWithPath: dir + "/free-7"))
-    #expect(LogSpool.recover(directory: dir).map(\.job.ref) == [second.ref])
+    // A restart: an earlier version's free file goes, an empty slot file is free again,
+    // and the attempt an earlier run left keeps its file.
+    try Data("S leftover\n".utf8).write(to: URL(fileURLWithPath: dir + "/free-7"))
+    try Data().write(to: URL(fileURLWithPath: dir + "/slot-4.spool"))
     let restarted = LogSpool(directory: dir)
-    #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/free-7")).isEmpty)
-    // An attempt whose file an earlier run left keeps it: the free file is not put over it.
+    #expect(try names() == ["slot-0.spool", "slot-4.spool"])
+    #expect(restarted.recover().map(\.job.ref) == [second.ref])
     restarted.report(
       WireEnvelope(
         .cleanup,
@@ -104,13 +110,41 @@ struct LogSpoolTests {
           workerID: "w", jobID: "2", attempt: 1, state: .done, bytesFreed: 0, diskFreeAfter: 1, reason: nil)),
       second.ref)
     restarted.flush()
+    #expect(restarted.file(of: second.ref) == file)
     let again = try #require(LogSpool.recover(directory: dir).first)
     #expect(again.chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }.map(\.line) == ["second job"])
     #expect(again.cleanup?.state == .done)
-    #expect(FileManager.default.fileExists(atPath: dir + "/free-7"))
-    // Forgotten, it becomes the next free file (numbered past those it found).
+    // A new attempt takes the free one; past both, a new one is numbered after them.
+    let third = job("3", 1)
+    let fourth = job("4", 1)
+    restarted.assigned(third, header: WireEnvelope(.assign, AssignMessage(job: third)).header)
+    restarted.assigned(fourth, header: WireEnvelope(.assign, AssignMessage(job: fourth)).header)
+    restarted.flush()
+    #expect(
+      Set([restarted.file(of: third.ref), restarted.file(of: fourth.ref)])
+        == [dir + "/slot-4.spool", dir + "/slot-5.spool"])
+    // Forgotten, it is emptied and kept for the next.
     restarted.forget(second.ref)
-    #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == ["free-7", "free-8"])
+    #expect(try names() == ["slot-0.spool", "slot-4.spool", "slot-5.spool"])
+    #expect(Set(LogSpool.recover(directory: dir).map(\.job.ref)) == [third.ref, fourth.ref])
+  }
+
+  @Test func anEarlierVersionsFileIsDeletedOnceForgotten() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let old = job("6", 2)
+    let header = WireEnvelope(.assign, AssignMessage(job: old)).header
+    try (Data("S ".utf8) + header + Data("\n".utf8)).write(to: URL(fileURLWithPath: dir + "/6-2.spool"))
+    let spool = LogSpool(directory: dir)
+    #expect(spool.recover().map(\.job.ref) == [old.ref])
+    spool.lines(old.ref, firstSeq: 1, LogChunk([(.stdout, 1, "appended")]))
+    spool.flush()
+    #expect(spool.file(of: old.ref) == dir + "/6-2.spool")
+    let read = try #require(LogSpool.recover(directory: dir).first)
+    #expect(read.chunks.flatMap { $0.chunk.lines(firstSeq: $0.firstSeq) }.map(\.line) == ["appended"])
+    spool.forget(old.ref)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
   }
 
   @Test func aSpoolAnEarlierVersionWroteIsReadBack() throws {
@@ -261,13 +295,15 @@ struct LogSpoolTests {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    // The attempt's spool file is a disk with no space left: every write fails with ENOSPC.
-    try FileManager.default.createSymbolicLink(atPath: dir + "/7-1.spool", withDestinationPath: "/dev/full")
     let spool = LogSpool(directory: dir)
+    // The attempt's spool file (the first new one) is a disk with no space left: every
+    // write fails with ENOSPC.
+    try FileManager.default.createSymbolicLink(
+      atPath: dir + "/slot-0.spool", withDestinationPath: "/dev/full")
     spool.lines(job("7", 1).ref, firstSeq: 1, LogChunk([(.stdout, 1, "nowhere to go")]))
     let failures = spool.flush()
     #expect(failures.count == 1)
-    #expect(failures.first?.contains("7-1.spool") == true)
+    #expect(failures.first?.contains("slot-0.spool") == true)
     // The next flush has nothing left to write and nothing to complain about.
     #expect(spool.flush().isEmpty)
   }

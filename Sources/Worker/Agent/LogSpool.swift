@@ -14,12 +14,14 @@ import Shared
 /// copy. (`A` with the assigned job alone, and `L` with a JSON line, are what earlier
 /// versions wrote; both are still read.) Used from the worker agent only.
 ///
-/// Files are reused: a forgotten attempt's file is renamed to `free-N` and emptied, and
-/// the next attempt's file is a free one renamed into place. A trivial job would
-/// otherwise make and delete an inode, and on ext4 without a journal every new inode
-/// first scans past those freed in the last half minute (most of a busy worker's kernel
-/// time). Recovery reads only `*.spool` names, so a free file is never taken for an
-/// attempt's.
+/// Files are reused, named for no attempt (`slot-N.spool`): the file says whose it is
+/// (its first record), a forgotten attempt's file is emptied in place, and an empty one is
+/// the next attempt's. A trivial job would otherwise make and delete an inode (on ext4
+/// without a journal every new inode first scans past those freed in the last half
+/// minute, once most of a busy worker's kernel time), and renaming a file to and from
+/// its attempt's name cost two renames a job, each dearer than the write. An empty file
+/// has no records, so recovery never takes it for an attempt's; files named
+/// `JOB-ATTEMPT.spool` by earlier versions are still read, and deleted once forgotten.
 final class LogSpool {
   let directory: String
   /// What waits to be written, per attempt, in order: small records gathered into one
@@ -27,26 +29,35 @@ final class LogSpool {
   private var buffers: [AttemptRef: [Data]] = [:]
   /// Open for the life of the attempt: one write per flush, not an open per line.
   private var handles: [AttemptRef: Int32] = [:]
+  /// Each attempt's file, from its first flush (or from recovery) until it is forgotten.
+  private var files: [AttemptRef: String] = [:]
   private let encoder = WireCoding.encoder
-  /// Emptied files ready for the next attempts, and the number the next one gets.
+  /// Empty slot files ready for the next attempts, and the number a new one gets.
   private var free: [String] = []
-  private var nextFree = 0
+  private var nextSlot = 0
   /// Enough for every slot of a busy worker; files beyond it are deleted.
   static let maxFree = 64
 
   init(directory: String) {
     self.directory = directory
-    // What an earlier run left free: a crash between renaming a file and emptying it
-    // leaves one with content, so every one is emptied before reuse.
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-    for name in names where name.hasPrefix("free-") {
+    for name in names {
       let path = directory + "/" + name
-      if let number = Int(name.dropFirst(5)) { nextFree = max(nextFree, number + 1) }
-      if free.count < Self.maxFree, truncate(path, 0) == 0 {
-        free.append(path)
-      } else {
+      if name.hasPrefix("free-") {
+        // An earlier version's free file, with content if it crashed while emptying it.
         unlink(path)
+        continue
       }
+      guard name.hasPrefix("slot-"), name.hasSuffix(".spool"),
+        let number = Int(name.dropFirst(5).dropLast(6))
+      else { continue }
+      nextSlot = max(nextSlot, number + 1)
+      // One with content is an attempt's, for `recover` to take back.
+      var info = stat()
+      guard stat(path, &info) == 0, info.st_size == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        continue
+      }
+      if free.count < Self.maxFree { free.append(path) } else { unlink(path) }
     }
   }
 
@@ -54,7 +65,18 @@ final class LogSpool {
     for fd in handles.values { close(fd) }
   }
 
-  private func path(_ ref: AttemptRef) -> String { directory + "/\(ref.jobID)-\(ref.attempt).spool" }
+  /// The file an attempt's records are in, once it has one.
+  func file(of ref: AttemptRef) -> String? { files[ref] }
+
+  /// Every attempt an earlier run left in this folder, each keeping its file: its
+  /// records go on being appended there, and forgetting it empties that file.
+  func recover() -> [Recovered] {
+    let recovered = Self.recover(directory: directory)
+    for attempt in recovered where files[attempt.job.ref] == nil {
+      files[attempt.job.ref] = attempt.file
+    }
+    return recovered
+  }
 
   /// `header`: the assign message as the coordinator sent it (JSON of `AssignMessage`),
   /// kept as it is rather than encoded again.
@@ -112,13 +134,10 @@ final class LogSpool {
         if let known = handles[ref] {
           fd = known
         } else {
-          let path = path(ref)
-          // A free file becomes this attempt's, unless the attempt has one already (one an
-          // earlier run left, being delivered now).
-          if !free.isEmpty, access(path, F_OK) != 0, errno == ENOENT {
-            // Should it fail (the free file was removed by hand), the open creates one.
-            _ = rename(free.removeLast(), path)
-          }
+          // The attempt's own file (one an earlier run left, being delivered now), or an
+          // empty one (should it have gone, removed by hand, the open makes it again).
+          let path = files[ref] ?? free.popLast() ?? newSlot()
+          files[ref] = path
           fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
           guard fd >= 0 else {
             failures.append("\(path): cannot open the spool file: \(String(cString: strerror(errno)))")
@@ -128,37 +147,40 @@ final class LogSpool {
         }
         for piece in pieces { try WriteAll.write(fd, piece) }
       } catch {
-        failures.append("\(path(ref)): \(error.reason)")
+        failures.append("\(files[ref] ?? directory): \(error.reason)")
       }
     }
     buffers.removeAll(keepingCapacity: true)
     return failures
   }
 
-  /// The coordinator has everything of this attempt: its file is emptied for reuse.
+  private func newSlot() -> String {
+    defer { nextSlot += 1 }
+    return directory + "/slot-\(nextSlot).spool"
+  }
+
+  /// The coordinator has everything of this attempt: its file is emptied for reuse. A
+  /// crash part way leaves it whole, and its records are delivered again and dropped by
+  /// the coordinator as duplicates.
   func forget(_ ref: AttemptRef) {
     buffers[ref] = nil
     let fd = handles.removeValue(forKey: ref)
     defer { if let fd { close(fd) } }
-    if let fd, free.count < Self.maxFree {
-      // Renamed first: a crash before it is emptied leaves a free file with content,
-      // which recovery does not read; emptied first, it would leave an empty `.spool`.
-      let target = directory + "/free-\(nextFree)"
-      if rename(path(ref), target) == 0 {
-        nextFree += 1
-        if ftruncate(fd, 0) == 0 {
-          free.append(target)
-        } else {
-          unlink(target)
-        }
-        return
-      }
+    guard let path = files.removeValue(forKey: ref) else { return }
+    // An earlier version's file is named for its attempt, so it is not reused.
+    if path.hasPrefix(directory + "/slot-"), free.count < Self.maxFree,
+      fd.map({ ftruncate($0, 0) == 0 }) ?? (truncate(path, 0) == 0)
+    {
+      free.append(path)
+    } else {
+      unlink(path)
     }
-    unlink(path(ref))
   }
 
   struct Recovered {
     var job: AssignedJob
+    /// The spool file it was read from.
+    var file: String
     var chunks: [WorkerCore.NumberedChunk]
     var finished: FinishedMessage?
     var cleanup: CleanupMessage?
@@ -171,9 +193,10 @@ final class LogSpool {
     var result: [Recovered] = []
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     for name in names.sorted() where name.hasSuffix(".spool") {
-      guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
+      let file = directory + "/" + name
+      guard let data = FileManager.default.contents(atPath: file), !data.isEmpty else { continue }
       let records = SpoolRecords(data: data)
-      if let job = records.job { result.append(records.recovered(job)) }
+      if let job = records.job { result.append(records.recovered(job, file: file)) }
     }
     return result
   }
@@ -228,7 +251,7 @@ private struct SpoolRecords {
     }
   }
 
-  func recovered(_ job: AssignedJob) -> LogSpool.Recovered {
-    LogSpool.Recovered(job: job, chunks: chunks, finished: finished, cleanup: cleanup)
+  func recovered(_ job: AssignedJob, file: String) -> LogSpool.Recovered {
+    LogSpool.Recovered(job: job, file: file, chunks: chunks, finished: finished, cleanup: cleanup)
   }
 }

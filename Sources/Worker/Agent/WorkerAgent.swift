@@ -175,7 +175,7 @@ public actor WorkerAgent {
     // Attempts an earlier run finished but could not deliver: resend them. Attempts it
     // was still running are lost (their processes were killed above); the coordinator
     // requeues them, so their spool goes.
-    for recovered in LogSpool.recover(directory: configuration.root + "/spool") {
+    for recovered in spool.recover() {
       guard let finished = recovered.finished else {
         spool.forget(recovered.job.ref)
         continue

@@ -166,12 +166,14 @@ public final class ScriptExecutor: @unchecked Sendable {
     } catch {
       throw StepFailure(file: relativePath, step: nil, method: nil, message: error.description)
     }
-    guard let data = FileManager.default.contents(atPath: path),
-      let text = String(data: data, encoding: .utf8)
-    else {
+    guard let data = FileManager.default.contents(atPath: path) else {
       throw StepFailure(file: relativePath, step: nil, method: nil, message: "cannot read the script")
     }
     let display = String(path.dropFirst(context.workspace.root.count + 1))
+    if let known = ParsedScripts.shared.script(data, file: display) { return known }
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw StepFailure(file: relativePath, step: nil, method: nil, message: "cannot read the script")
+    }
     let script: Script
     do {
       script = try Script.load(text: text, file: display)
@@ -183,6 +185,7 @@ public final class ScriptExecutor: @unchecked Sendable {
     guard problems.isEmpty else {
       throw StepFailure(file: display, step: nil, method: nil, message: problems.joined(separator: "; "))
     }
+    ParsedScripts.shared.keep(script, data, file: display)
     return script
   }
 

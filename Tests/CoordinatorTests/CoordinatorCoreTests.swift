@@ -58,7 +58,7 @@ extension Array where Element == StoreChange {
   }
   fileprivate var finished: [(id: Int64, attempt: Int, state: JobState, exitCode: Int32?, error: String?)] {
     compactMap {
-      if case .jobFinished(let id, let attempt, let state, let exitCode, let error, _, _) = $0 {
+      if case .jobFinished(let id, let attempt, let state, let exitCode, let error, _, _, _) = $0 {
         (id, attempt, state, exitCode, error)
       } else {
         nil
@@ -203,13 +203,13 @@ private struct Harness {
   @discardableResult
   mutating func finish(
     _ worker: WorkerAdvert, _ jobID: Int64, attempt: Int, state: JobState = .succeeded, exitCode: Int32? = 0,
-    error: String? = nil
+    error: String? = nil, progress: WithheldProgress? = nil
   ) -> [CoordinatorAction] {
     core.finished(
       peer: peer(worker),
       message: FinishedMessage(
         workerID: worker.id, jobID: String(jobID), attempt: attempt, state: state, exitCode: exitCode,
-        error: error, locals: nil, lastLogSeq: 0), now: now)
+        error: error, locals: nil, lastLogSeq: 0, progress: progress), now: now)
     return core.takeActions()
   }
 
@@ -337,6 +337,34 @@ private struct Harness {
     #expect(h.core.jobs[1] == nil)
     #expect(h.core.logCursor(jobID: 1) == nil)
     #expect(h.core.workers[box.id]?.holdings.isEmpty == true)
+  }
+
+  @Test func aResultWithItsStepReportDatesTheStart() throws {
+    var h = Harness()
+    let box = advert("box", slots: 2)
+    h.register(box)
+    _ = try h.submit(array: [1, 2])
+    h.schedule()
+    // No report said it ran: it started `runningFor` before its result came.
+    h.advance(2)
+    let short = h.finish(
+      box, 1, attempt: 1, progress: WithheldProgress(stepIndex: 0, stepCount: 1, runningFor: 0.5))
+    let started = short.changes.compactMap {
+      if case .jobFinished(1, _, .succeeded, _, _, _, _, let started) = $0 { started } else { nil }
+    }
+    #expect(started == [StartedRecord(startedAt: h.now - 0.5, stepIndex: 0, stepCount: 1)])
+    #expect(h.core.jobs[1]?.startedAt == h.now - 0.5)
+    // One that said so keeps its start; only where it stood is taken.
+    h.progress(box, 2, attempt: 1, state: .running, step: 0)
+    let reported = h.now
+    h.advance(1)
+    let long = h.finish(
+      box, 2, attempt: 1, progress: WithheldProgress(stepIndex: 2, stepCount: 3, runningFor: nil))
+    let kept = long.changes.compactMap {
+      if case .jobFinished(2, _, .succeeded, _, _, _, _, let started) = $0 { started } else { nil }
+    }
+    #expect(kept == [StartedRecord(startedAt: nil, stepIndex: 2, stepCount: 3)])
+    #expect(h.core.jobs[2]?.startedAt == reported)
   }
 
   @Test func slotIsHeldUntilCleanup() throws {

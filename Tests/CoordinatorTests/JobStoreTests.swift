@@ -145,6 +145,32 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(try store.maxJobID() == 2)
   }
 
+  @Test func aResultsStepReportIsStoredWithIt() throws {
+    let dir = try TempStoreDirectory()
+    let store = try dir.open()
+    try store.apply([.insertJobs([row(1), row(2)], bundleHash: "h", bundle: [1])])
+    try store.apply([
+      .jobAssigned(id: 1, attempt: 1, workerID: "w-box", workerName: "box", gpus: [], at: 1_001),
+      .jobAssigned(id: 2, attempt: 1, workerID: "w-box", workerName: "box", gpus: [], at: 1_001),
+      .jobProgress(id: 2, state: .running, stepIndex: 0, stepCount: 3, locals: nil, at: 1_002),
+      // No report said job 1 ran: the result dates its start.
+      .jobFinished(
+        id: 1, attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil, at: 1_010,
+        started: StartedRecord(startedAt: 1_009.5, stepIndex: 0, stepCount: 1)),
+      // Job 2 said so: a start in the record does not move the one stored.
+      .jobFinished(
+        id: 2, attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil, at: 1_010,
+        started: StartedRecord(startedAt: 1_009, stepIndex: 2, stepCount: 3)),
+    ])
+    let short = try #require(try store.job(1, waitReason: noReason))
+    #expect(short.startedAt == Timestamp.iso(1_009.5))
+    #expect(short.step == StepView(index: 0, count: 1))
+    #expect(short.state == .succeeded)
+    let long = try #require(try store.job(2, waitReason: noReason))
+    #expect(long.startedAt == Timestamp.iso(1_002))
+    #expect(long.step == StepView(index: 2, count: 3))
+  }
+
   @Test func finishAndCleanup() throws {
     let dir = try TempStoreDirectory()
     let store = try dir.open()

@@ -81,7 +81,8 @@ import Testing
       #expect(throws: WireError.tooFewFrames(count)) { try WireEnvelope(frames: frames) }
     }
     for version in [
-      "PINPOOL/0", "PINPOOL/1", "PINPOOL/2", "PINPOOL/30", "pinpool/3", "PINPOOL/3 ", " PINPOOL/3",
+      "PINPOOL/0", "PINPOOL/1", "PINPOOL/2", "PINPOOL/3", "PINPOOL/40", "pinpool/4", "PINPOOL/4 ",
+      " PINPOOL/4",
       "PINPOOL/", "",
     ] {
       #expect(throws: WireError.unknownProtocol(version)) {
@@ -673,7 +674,7 @@ fileprivate func mutate(_ original: [Data], using rng: inout SplitMix64) -> [Dat
       frames[min(2, frames.count - 1)] = Data(bytes)
     case 7:
       frames[0] = Data(
-        ["PINPOOL/1", "PINPOOL/2", "pinpool/3", "PINPOOL/3\0"].randomElement(using: &rng)!.utf8)
+        ["PINPOOL/2", "PINPOOL/3", "pinpool/4", "PINPOOL/4\0"].randomElement(using: &rng)!.utf8)
     default:
       // A header grown with a long string field (up to 64 KiB; the 8 MiB case is below).
       let size = Int.random(in: 1...64, using: &rng) * 1024

@@ -147,7 +147,7 @@ struct WorkerCoreArtifactTests {
       jobID: "7", attempt: 1, name: "j", entry: "a.json", args: .object(JSONObject()), gpuIndices: [],
       requirements: Requirements(), timeoutSeconds: nil, artifacts: ["*.bin"])
     core.received(WireEnvelope(.assign, AssignMessage(job: job), payload: [Data()]), now: now)
-    core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: now)
     _ = core.takeActions()
     return core
   }

@@ -213,7 +213,7 @@ private struct Harness {
     // Two batches in flight, the rest held back.
     #expect(try h.take().loggedSeqs == Array(1...8))
     #expect(try h.tick(0.1).loggedSeqs == [])
-    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
     #expect(h.take().types.isEmpty, "the result waits until its log has gone out")
     // Each ack opens the window by what it acknowledged.
     #expect(
@@ -234,7 +234,7 @@ private struct Harness {
     // Lines its pipes still held when it was stopped go nowhere: nothing would send them.
     #expect(h.core.log(ref, stream: .stdout, line: "late", time: h.now) == nil)
     #expect(h.core.attempts[ref]?.unacked.isEmpty == true)
-    h.core.jobEnded(ref, state: .cancelled, exitCode: nil, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .cancelled, exitCode: nil, error: nil, locals: nil, now: h.now)
     h.core.cleanedUp(ref, state: .done, bytesFreed: 1, diskFreeAfter: 1, reason: nil)
     _ = h.take()
     let acked = h.receive(.reportAck, ReportAckMessage(jobID: "7", attempt: 1, kind: .cleanup))
@@ -293,12 +293,14 @@ private struct Harness {
   @Test func finishedGoesOutAfterTheLogsItEnds() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
-    h.core.progress(ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil)
-    #expect(h.take().types == [.progress])
+    h.core.progress(
+      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil, now: h.now)
     h.log(ref, 2)
-    #expect(try h.tick(0.1).loggedSeqs == [1, 2])
+    let ticked = h.tick(0.1)
+    #expect(ticked.types == [.logBatch, .progress])
+    #expect(try ticked.loggedSeqs == [1, 2])
     h.log(ref, 1)
-    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
     let actions = h.take()
     // Lines in flight: the rest go as a batch, and the result after them, bare.
     #expect(actions.types == [.logBatch, .finished])
@@ -306,10 +308,61 @@ private struct Harness {
     let finished = try #require(try actions.headers(.finished, as: FinishedMessage.self).first)
     #expect(finished.lastLogSeq == 3)
     #expect(finished.tail == nil)
+    // Its step report went with the tick, not again inside the result.
+    #expect(finished.progress == nil)
     #expect(finished.state == .succeeded)
     #expect(finished.attempt == 1)
     // It went out once: the ack of the lines before it does not send it again.
     #expect(h.receive(.logAck, LogAckMessage(jobID: "7", attempt: 1, upTo: 3)).types.isEmpty)
+  }
+
+  @Test func aStepReportWaitsForTheNextTick() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.progress(
+      ref, state: .running, stepIndex: 0, stepCount: 2, locals: nil, notification: nil, now: h.now)
+    h.core.progress(
+      ref, state: .running, stepIndex: 1, stepCount: 2, locals: nil, notification: nil, now: h.now)
+    #expect(h.take().isEmpty)
+    // Only the latest goes, once.
+    let ticked = h.tick(0.05)
+    let reports = try ticked.headers(.progress, as: ProgressMessage.self)
+    #expect(reports.map(\.stepIndex) == [1])
+    #expect(h.tick(0.05).types.isEmpty)
+    // Having said it runs, its result brings no step report.
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
+    let finished = try #require(try h.take().headers(.finished, as: FinishedMessage.self).first)
+    #expect(finished.progress == nil)
+  }
+
+  @Test func aJobEndingBeforeTheTickCarriesItsStepReportInItsResult() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.progress(
+      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil, now: 100.5)
+    h.log(ref, 1)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: 100.75)
+    let actions = h.take()
+    #expect(actions.types == [.finished])
+    let finished = try #require(try actions.headers(.finished, as: FinishedMessage.self).first)
+    #expect(finished.progress == WithheldProgress(stepIndex: 0, stepCount: 1, runningFor: 0.25))
+    // Nothing is left to say that it ran.
+    #expect(h.tick(0.05).types.isEmpty)
+  }
+
+  @Test func aNotificationOrServingGoesAtOnce() throws {
+    var h = Harness()
+    let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
+    h.core.progress(
+      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil, now: h.now)
+    h.core.progress(
+      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: "model loaded", now: h.now)
+    let notified = try h.take().headers(.progress, as: ProgressMessage.self)
+    #expect(notified.map(\.notification) == ["model loaded"])
+    h.core.progress(
+      ref, state: .serving, stepIndex: 1, stepCount: 1, locals: nil, notification: nil, now: h.now)
+    #expect(try h.take().headers(.progress, as: ProgressMessage.self).map(\.state) == [.serving])
+    #expect(h.tick(0.05).types.isEmpty)
   }
 
   @Test func aLogWithNothingInFlightGoesInsideItsResult() throws {
@@ -318,7 +371,7 @@ private struct Harness {
     // Just before the periodic resend, long after the attempt's last ack (none yet).
     h.tick(1.9)
     h.log(ref, 2)
-    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
     h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 1, reason: nil)
     let actions = h.take()
     #expect(actions.types == [.finished, .cleanup])
@@ -341,7 +394,7 @@ private struct Harness {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
     h.log(ref, 2)
-    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
     #expect(h.take().types == [.finished])
     #expect(h.tick(3.5).reconnects == 1)
     let resent = h.registered()
@@ -356,7 +409,7 @@ private struct Harness {
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
     h.log(ref, 3)
     h.core.log(ref, LogChunk((0..<2).map { (.stdout, h.now, "more \($0)") }))
-    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
     let actions = h.take()
     #expect(try actions.headers(.finished, as: FinishedMessage.self).map(\.tail) == [nil])
     #expect(try actions.loggedSeqs == [1, 2, 3, 4, 5])
@@ -366,7 +419,7 @@ private struct Harness {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
     h.log(ref, 1)
-    h.core.jobEnded(ref, state: .failed, exitCode: 1, error: "exit 1", locals: nil)
+    h.core.jobEnded(ref, state: .failed, exitCode: 1, error: "exit 1", locals: nil, now: h.now)
     h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 99 * GB, reason: nil)
     let sent = h.take()
     #expect(sent.types == [.finished, .cleanup])
@@ -390,7 +443,7 @@ private struct Harness {
   @Test func unacknowledgedReportsAreResent() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
-    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
     h.core.cleanedUp(ref, state: .done, bytesFreed: 10, diskFreeAfter: 1, reason: nil)
     _ = h.take()
     h.receive(.heartbeat, HeartbeatMessage(workerID: "w-1"))
@@ -408,12 +461,13 @@ private struct Harness {
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
     h.receive(.reregister, ReregisterMessage(reason: "coordinator restarted"))
     #expect(h.core.connection == .registering(since: h.now))
-    h.core.progress(ref, state: .running, stepIndex: 1, stepCount: 2, locals: nil, notification: nil)
+    h.core.progress(
+      ref, state: .running, stepIndex: 1, stepCount: 2, locals: nil, notification: nil, now: h.now)
     h.log(ref, 2)
     #expect(h.take().isEmpty)
     let resent = h.registered()
     #expect(resent.types == [.logBatch, .progress])
-    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil)
+    h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: h.now)
     #expect(h.take().types == [.finished])
   }
 
@@ -427,7 +481,7 @@ private struct Harness {
     #expect(h.core.activeAttemptRefs == [])
     // Its log and result are dropped; only its cleanup is reported.
     #expect(try h.tick(0.1).loggedSeqs == [])
-    h.core.jobEnded(ref, state: .failed, exitCode: 143, error: "killed", locals: nil)
+    h.core.jobEnded(ref, state: .failed, exitCode: 143, error: "killed", locals: nil, now: h.now)
     #expect(h.take().types == [])
     h.core.cleanedUp(ref, state: .done, bytesFreed: 1, diskFreeAfter: 1, reason: nil)
     #expect(h.take().types == [.cleanup])

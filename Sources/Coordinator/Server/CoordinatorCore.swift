@@ -496,8 +496,16 @@ struct CoordinatorCore: Sendable {
       return
     }
     markHoldingInactive(job)
+    // A short job's only step report comes inside its result; it ran for `runningFor`
+    // before the result was sent, so it started no later than that before now.
+    let started = message.progress.map { progress in
+      StartedRecord(
+        startedAt: job.startedAt == nil ? progress.runningFor.map { now - $0 } : nil,
+        stepIndex: progress.stepIndex, stepCount: progress.stepCount)
+    }
     finish(
-      id: job.id, state: state, exitCode: message.exitCode, error: error, locals: message.locals, now: now)
+      id: job.id, state: state, exitCode: message.exitCode, error: error, locals: message.locals,
+      started: started, now: now)
   }
 
   mutating func cleanup(peer: [UInt8], message: CleanupMessage, now: Double) {
@@ -694,16 +702,18 @@ struct CoordinatorCore: Sendable {
   }
 
   private mutating func finish(
-    id: Int64, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue? = nil, now: Double
+    id: Int64, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue? = nil,
+    started: StartedRecord? = nil, now: Double
   ) {
     guard var job = jobs[id] else { return }
     job.state = state
+    if job.startedAt == nil, let startedAt = started?.startedAt { job.startedAt = startedAt }
     jobs[id] = job
     actions.append(
       .store(
         .jobFinished(
           id: id, attempt: job.attempt, state: state, exitCode: exitCode, error: error, locals: locals,
-          at: now)))
+          at: now, started: started)))
     // Keep the job while its worker still owes us the cleanup report; a job that
     // never reached a worker has nothing to clean.
     let holding = job.workerID.flatMap { workers[$0]?.holdings[job.ref] }

@@ -226,7 +226,7 @@ final class JobStore {
     }
     // A finished job's log is complete (its result is taken only once every line is
     // stored): its place in the file is not needed in memory any more.
-    for case .jobFinished(let id, _, _, _, _, _, _) in changes { logEnds[id] = nil }
+    for case .jobFinished(let id, _, _, _, _, _, _, _) in changes { logEnds[id] = nil }
     // A first attempt has written nothing yet (only attempts write to a job's log, and
     // the assignment is stored before the worker hears of it): its log starts empty,
     // without a query when its first lines come.
@@ -327,15 +327,23 @@ final class JobStore {
       var list = (current.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }) ?? []
       list.append(text)
       try db.execute(sql: "UPDATE jobs SET notifications = ? WHERE id = ?", arguments: [json(list), id])
-    case .jobFinished(let id, let attempt, let state, let exitCode, let error, let locals, let at):
+    case .jobFinished(
+      let id, let attempt, let state, let exitCode, let error, let locals, let at, let started):
+      // One update with the step report, if the result brought one (NULLs keep the rest).
       try db.cachedStatement(
         sql: """
           UPDATE jobs SET state = ?, exit_code = ?, error = ?, finished_at = ?,
             cleanup_state = CASE WHEN worker_id IS NULL OR cleanup_state = 'done' THEN cleanup_state
-              ELSE 'pending' END
+              ELSE 'pending' END,
+            started_at = COALESCE(started_at, ?), step_index = COALESCE(?, step_index),
+            step_count = COALESCE(?, step_count)
           WHERE id = ?
           """
-      ).execute(arguments: [state.rawValue, exitCode.map { Int64($0) }, error, at, id])
+      ).execute(
+        arguments: [
+          state.rawValue, exitCode.map { Int64($0) }, error, at, started?.startedAt, started?.stepIndex,
+          started?.stepCount, id,
+        ])
       if let locals {
         try db.cachedStatement(sql: "UPDATE jobs SET locals = ? WHERE id = ?")
           .execute(arguments: [locals.serialized(), id])

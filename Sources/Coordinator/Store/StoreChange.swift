@@ -10,8 +10,12 @@ enum StoreChange: Sendable {
     id: Int64, state: JobState?, stepIndex: Int, stepCount: Int, locals: JSONValue?, at: Double)
   case jobNotification(id: Int64, text: String)
   case jobEnvironment(id: Int64, environment: JSONValue)
+  /// `started`: the step report the result carried (`startedAt` set only when no report
+  /// said the job was running), stored with the result in one update.
   case jobFinished(
-    id: Int64, attempt: Int, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?, at: Double
+    id: Int64, attempt: Int, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?,
+    at: Double,
+    started: StartedRecord? = nil
   )
   case jobRequeued(id: Int64, attempt: Int, failures: Int, lostCount: Int, reason: String, at: Double)
   case attemptEnded(id: Int64, attempt: Int, state: JobState, error: String?, at: Double)
@@ -39,4 +43,16 @@ struct NewJobRow: Sendable {
   var timeoutSeconds: Double?
   var submittedAt: Double
   var owner: String? = nil
+}
+
+/// Where a job stood when its result came with the step report it had not sent.
+public struct StartedRecord: Sendable, Equatable {
+  public var startedAt: Double?
+  public var stepIndex: Int
+  public var stepCount: Int
+  public init(startedAt: Double?, stepIndex: Int, stepCount: Int) {
+    self.startedAt = startedAt
+    self.stepIndex = stepIndex
+    self.stepCount = stepCount
+  }
 }

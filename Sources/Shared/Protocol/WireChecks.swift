@@ -40,6 +40,8 @@ public enum WireRange {
   /// Seconds between heartbeats a coordinator may ask for.
   public static let heartbeatInterval = 0.01...3600.0
   public static let liveness = 1...1000
+  /// A duration a worker measured (about 30 years at most).
+  public static let seconds = 0.0...1e9
 }
 
 func checkRange<T: Comparable & CustomStringConvertible>(
@@ -133,6 +135,17 @@ extension FinishedMessage: WireChecked {
       try checkLines(firstSeq: tail.firstSeq, count: tail.count, "tail.")
       // The tail ends the log: its last line is the result's last line.
       try checkRange(tail.lastSeq, lastLogSeq...lastLogSeq, "tail.firstSeq + tail.count - 1")
+    }
+    if let progress {
+      try checkRange(progress.stepIndex, WireRange.step, "progress.stepIndex")
+      try checkRange(progress.stepCount, WireRange.step, "progress.stepCount")
+      if let runningFor = progress.runningFor {
+        // NaN compares false with both ends, so it is refused too.
+        guard WireRange.seconds.contains(runningFor) else {
+          throw WireCheckError(
+            field: "progress.runningFor", problem: "\(runningFor) is not a duration in seconds")
+        }
+      }
     }
   }
 }

@@ -7,7 +7,9 @@ public struct WireEnvelope: Sendable {
   /// 2: `logBatch` carries its lines as a binary `LogChunk` payload (1 had them in JSON).
   /// 3: `finished` may carry the log's last lines, and its `reportAck` how far they were
   /// stored; a version 2 coordinator would ignore them and never take the result.
-  public static let protocolID = "PINPOOL/3"
+  /// 4: `finished` may carry the step report the worker held back (`progress`); a
+  /// version 3 coordinator would leave a short job without its start and step.
+  public static let protocolID = "PINPOOL/4"
 
   public var type: MessageType
   public var header: Data

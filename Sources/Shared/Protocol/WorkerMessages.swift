@@ -262,12 +262,17 @@ public struct FinishedMessage: Sendable, Codable {
   /// acknowledgement says how far they were stored. A short job's log is usually all
   /// tail, and this saves it a message each way.
   public var tail: LogTail?
+  /// The attempt's last step report, when it had not gone yet (a worker holds step
+  /// reports until its next tick, so a short job sends none of its own).
+  public var progress: WithheldProgress?
   public init(
     workerID: String, jobID: String, attempt: Int, state: JobState, exitCode: Int32?, error: String?,
-    locals: JSONValue?, lastLogSeq: Int, environment: JSONValue? = nil, tail: LogTail? = nil
+    locals: JSONValue?, lastLogSeq: Int, environment: JSONValue? = nil, tail: LogTail? = nil,
+    progress: WithheldProgress? = nil
   ) {
     self.environment = environment
     self.tail = tail
+    self.progress = progress
     self.workerID = workerID
     self.jobID = jobID
     self.attempt = attempt
@@ -276,6 +281,20 @@ public struct FinishedMessage: Sendable, Codable {
     self.error = error
     self.locals = locals
     self.lastLogSeq = lastLogSeq
+  }
+}
+
+/// A step report a `finished` carries. `runningFor` is set when no report said the
+/// attempt was running: seconds from its first step to its end, by the worker's clock,
+/// so the coordinator can date the start without comparing two machines' clocks.
+public struct WithheldProgress: Sendable, Codable, Equatable {
+  public var stepIndex: Int
+  public var stepCount: Int
+  public var runningFor: Double?
+  public init(stepIndex: Int, stepCount: Int, runningFor: Double?) {
+    self.stepIndex = stepIndex
+    self.stepCount = stepCount
+    self.runningFor = runningFor
   }
 }
 

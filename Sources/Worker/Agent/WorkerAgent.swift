@@ -331,13 +331,13 @@ public actor WorkerAgent {
       core.progress(
         ref, state: last?.state == .serving ? .serving : state,
         stepIndex: index < 0 ? last?.stepIndex ?? 0 : index,
-        stepCount: count, locals: locals ?? last?.locals, notification: nil)
+        stepCount: count, locals: locals ?? last?.locals, notification: nil, now: Timestamp.now())
     case .notify(let ref, let text):
       drainOutput(ref)
       let last = core.attempts[ref]?.lastProgress
       core.progress(
         ref, state: last?.state ?? .running, stepIndex: last?.stepIndex ?? 0, stepCount: last?.stepCount ?? 0,
-        locals: last?.locals, notification: text)
+        locals: last?.locals, notification: text, now: Timestamp.now())
     case .ended(let ref, let outcome):
       // Every line the job printed comes before its result.
       drainOutput(ref)
@@ -347,7 +347,7 @@ public actor WorkerAgent {
       stopping.remove(ref)
       core.jobEnded(
         ref, state: outcome.state, exitCode: outcome.exitCode, error: outcome.error, locals: outcome.locals,
-        environment: outcome.environment)
+        environment: outcome.environment, now: Timestamp.now())
       if let finished = core.attempts[ref]?.finishedReport { spool.report(finished.envelope, ref) }
     case .cleaned(let ref, let state, let freed, let free, let reason):
       jobs[ref] = nil

@@ -89,6 +89,11 @@ struct WorkerCore: Sendable {
     var cleanup: CleanupMessage? { cleanupReport?.message }
     var stale = false
     var lastProgress: ProgressMessage?
+    /// `lastProgress` is a step report not sent yet: it goes with the next tick, or inside
+    /// the result if the job ends first.
+    var progressWithheld = false
+    /// When the first step started, while no report has said the attempt runs.
+    var runningSince: Double?
     /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
     var upload: ArtifactUpload?
 
@@ -358,6 +363,7 @@ struct WorkerCore: Sendable {
                 activeAttempts: activeAttemptRefs))))
       }
       flushLogs()
+      sendWithheldProgress()
       pumpUploads(now: now)
       // Reports whose acknowledgement got lost are sent again now and then.
       if now - lastResend >= heartbeatInterval * 2 {
@@ -444,25 +450,60 @@ struct WorkerCore: Sendable {
     return lost
   }
 
+  /// A step started (or the job serves, or notifies). A step report waits for the next
+  /// tick: a job that ends before it carries the report in its result instead, which on
+  /// short jobs saves a message and a store update each. A notification or a change to
+  /// serving goes at once.
   mutating func progress(
     _ ref: AttemptRef, state: JobState, stepIndex: Int, stepCount: Int, locals: JSONValue?,
-    notification: String?
+    notification: String?, now: Double
   ) {
     guard let attempt = attempts[ref], !attempt.stale else { return }
-    flushLogs()
     let message = ProgressMessage(
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, stepIndex: stepIndex,
       stepCount: stepCount, locals: locals, notification: notification)
-    // In place: `flushLogs` just advanced this attempt's send cursor.
     attempts[ref]!.lastProgress = message
-    if connection == .registered { actions.append(.send(WireEnvelope(.progress, message))) }
+    if attempt.runningSince == nil, attempt.lastProgress == nil { attempts[ref]!.runningSince = now }
+    if state == .running, notification == nil {
+      attempts[ref]!.progressWithheld = true
+      return
+    }
+    flushLogs()
+    // In place: `flushLogs` just advanced this attempt's send cursor.
+    attempts[ref]!.progressWithheld = false
+    if connection == .registered {
+      attempts[ref]!.runningSince = nil
+      actions.append(.send(WireEnvelope(.progress, message)))
+    }
+  }
+
+  /// Step reports held since the last tick.
+  private mutating func sendWithheldProgress() {
+    guard connection == .registered else { return }
+    var due: [AttemptRef] = []
+    for (ref, attempt) in attempts where attempt.progressWithheld { due.append(ref) }
+    if due.count > 1 { due.sort(by: Self.inOrder) }
+    for ref in due {
+      attempts[ref]!.progressWithheld = false
+      attempts[ref]!.runningSince = nil
+      if let message = attempts[ref]!.lastProgress { actions.append(.send(WireEnvelope(.progress, message))) }
+    }
   }
 
   mutating func jobEnded(
     _ ref: AttemptRef, state: JobState, exitCode: Int32?, error: String?, locals: JSONValue?,
-    environment: JSONValue? = nil
+    environment: JSONValue? = nil, now: Double
   ) {
     guard var attempt = attempts[ref] else { return }
+    // The step report still held goes inside the result, with how long the job ran when
+    // no report ever said it was running.
+    var withheld: WithheldProgress?
+    if attempt.progressWithheld, let last = attempt.lastProgress {
+      withheld = WithheldProgress(
+        stepIndex: last.stepIndex, stepCount: last.stepCount,
+        runningFor: attempt.runningSince.map { max(0, now - $0) })
+      attempt.progressWithheld = false
+    }
     // With nothing in flight, lines that fit one batch go inside the result, and their
     // wait for an ack starts now (as a batch's does), not at the last ack long ago.
     let tail =
@@ -473,7 +514,7 @@ struct WorkerCore: Sendable {
     let message = FinishedMessage(
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, exitCode: exitCode,
       error: error, locals: locals, lastLogSeq: attempt.nextSeq - 1, environment: environment,
-      tail: tail.map { LogTail(firstSeq: $0.firstSeq, count: $0.chunk.count) })
+      tail: tail.map { LogTail(firstSeq: $0.firstSeq, count: $0.chunk.count) }, progress: withheld)
     let report = Report(message, tail: tail?.chunk)
     attempts[ref]!.finishedReport = report
     // Behind a full window the result waits: the ack that empties the log sends it.
@@ -587,6 +628,8 @@ struct WorkerCore: Sendable {
     for ref in refsInOrder {
       guard let attempt = attempts[ref] else { continue }
       if !attempt.stale, attempt.finished == nil, let progress = attempt.lastProgress {
+        attempts[ref]?.progressWithheld = false
+        attempts[ref]?.runningSince = nil
         actions.append(.send(WireEnvelope(.progress, progress)))
       }
       // Only behind the whole log: with more unacknowledged than the window holds, the

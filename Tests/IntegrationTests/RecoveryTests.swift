@@ -220,7 +220,8 @@ struct SpoolTests {
     return names.map { folder + "/" + $0 }.first { path in
       guard let data = FileManager.default.contents(atPath: path), data.starts(with: Data("S ".utf8)),
         let end = data.firstIndex(of: 0x0A),
-        let record = try? JSONSerialization.jsonObject(with: data[data.startIndex + 2..<end]) as? [String: Any],
+        let record = try? JSONSerialization.jsonObject(with: data[data.startIndex + 2..<end])
+          as? [String: Any],
         let job = record["job"] as? [String: Any]
       else { return false }
       return job["jobID"] as? String == jobID && job["attempt"] as? Int == 1

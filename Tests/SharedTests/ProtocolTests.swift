@@ -115,6 +115,39 @@ private let locals = JSONValue.object(
     #expect(stop.stale)
   }
 
+  @Test func jsonValuesOfEveryKindDecodeAsWhatTheyAre() throws {
+    let text = #"{"o":{"n":null,"t":true,"f":false,"i":7,"d":-1.5,"s":"x","a":[1,"y",[],{}]},"e":{},"l":[]}"#
+    let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    #expect(
+      value
+        == .object(
+          JSONObject([
+            (
+              "o",
+              .object(
+                JSONObject([
+                  ("n", .null), ("t", .bool(true)), ("f", .bool(false)), ("i", .number(7)),
+                  ("d", .number(-1.5)),
+                  ("s", .string("x")),
+                  ("a", .array([.number(1), .string("y"), .array([]), .object(JSONObject())])),
+                ]))
+            ),
+            ("e", .object(JSONObject())), ("l", .array([])),
+          ])))
+    // A header field of the wrong kind is still refused with its place named.
+    let refused = WireEnvelope(
+      type: .progress,
+      header: Data(
+        #"{"workerID":"w","jobID":"1","attempt":1,"state":"running","stepIndex":0,"stepCount":1,"locals":{"a":[1,}}"#
+          .utf8))
+    #expect(throws: WireError.self) { try refused.decode(ProgressMessage.self) }
+    // A duration that is not one is refused in a result's step report.
+    let negative = FinishedMessage(
+      workerID: "w", jobID: "1", attempt: 1, state: .succeeded, exitCode: 0, error: nil, locals: nil,
+      lastLogSeq: 0, progress: WithheldProgress(stepIndex: 0, stepCount: 1, runningFor: -1))
+    #expect(throws: WireError.self) { try WireEnvelope(.finished, negative).decode(FinishedMessage.self) }
+  }
+
   @Test func aResultsTailMustMatchItsLines() throws {
     let chunk = LogChunk([(.stdout, 1, "a"), (.stdout, 2, "b")])
     func result(_ tail: LogTail?) -> FinishedMessage {

@@ -349,7 +349,11 @@ final class ArtifactStore {
   /// An attempt whose cleanup was reported uploads nothing more: its partial files go,
   /// and so does the space reserved for files it never completed.
   func settle(job: Int64, attempt: Int) {
-    try? FileManager.default.removeItem(atPath: attemptFolder(job: job, attempt: attempt) + "/partial")
+    // Every job's cleanup comes here and most uploaded nothing: one lstat, not a
+    // removal that fails with an error object built for nothing.
+    let partial = attemptFolder(job: job, attempt: attempt) + "/partial"
+    var info = stat()
+    if lstat(partial, &info) == 0 { try? FileManager.default.removeItem(atPath: partial) }
     for key in sizes.keys where key.job == job && key.attempt == attempt && stored[key] == nil {
       let size = sizes.removeValue(forKey: key) ?? 0
       jobTotals[job, default: 0] -= size

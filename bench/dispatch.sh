@@ -37,8 +37,12 @@ result=$(python3 - "$db" "$n" <<'PY'
 import sqlite3, sys, time
 db, n = sys.argv[1], int(sys.argv[2])
 c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+# Counted on the state index: summing over every row cost the machine it measures a
+# scan of the whole table every 20 ms (2% of its CPU at 3,000 jobs).
+count = "select count(*) from jobs where state = ?"
 while True:
-    done, failed = c.execute("select sum(state = 'succeeded'), sum(state = 'failed') from jobs").fetchone()
+    done = c.execute(count, ("succeeded",)).fetchone()[0]
+    failed = c.execute(count, ("failed",)).fetchone()[0]
     if (failed or 0) > 0:
         print("failed", time.time())
         break
@@ -67,6 +71,23 @@ if [ -n "${SHOW_CPU:-}" ]; then
   # The shells do the same work in every run, so pinpool's CPU over theirs compares two
   # builds even when this machine's speed drifts between runs (by a third within an hour).
   python3 -c "n=$n; s=$self_total; c=$children_total; print(f'cpu per job: pinpool {s/n:.2f} ms, jobs\' shells {c/n:.2f} ms, pinpool/shells {s/max(c,1):.2f}')"
+fi
+
+# The floor, with pinpool stopped: the same commands started by a loop in C
+# (bench/spawn-floor.c), as many at a time as the pool has slots. No dispatch through a
+# scheduler can beat it; the share of it pinpool reaches says what its work per job costs.
+stop_all
+compiler=$(command -v cc || command -v clang || command -v gcc || true)
+if [ -n "$compiler" ] && "$compiler" -O2 -o "$data/spawn-floor" bench/spawn-floor.c 2>"$data/spawn-floor.err"; then
+  floor_line=$("$data/spawn-floor" "$n" $((workers * slots)))
+  echo "$floor_line"
+  python3 - "$pinpool_line" "$floor_line" <<'PY'
+import sys
+rate = lambda line: float(line.split("jobs_per_s=", 1)[1].split()[0])
+print(f"pinpool = {rate(sys.argv[1]) / rate(sys.argv[2]) * 100:.0f}% of the process-per-job floor")
+PY
+else
+  echo "spawn-floor: no C compiler (cc, clang or gcc); skipped"
 fi
 
 # The peer, on the same machine in the same run.

@@ -106,6 +106,15 @@ private struct Harness {
     return ref
   }
 
+  /// A step of the attempt starts (at `time`, else now).
+  mutating func step(
+    _ ref: AttemptRef, _ index: Int, of count: Int, notification: String? = nil, at time: Double? = nil
+  ) {
+    core.progress(
+      ref, state: .running, stepIndex: index, stepCount: count, locals: nil, notification: notification,
+      now: time ?? now)
+  }
+
   mutating func log(_ ref: AttemptRef, _ count: Int) {
     for i in 0..<count { core.log(ref, stream: .stdout, line: "line \(i)", time: now) }
   }
@@ -293,8 +302,7 @@ private struct Harness {
   @Test func finishedGoesOutAfterTheLogsItEnds() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
-    h.core.progress(
-      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil, now: h.now)
+    h.step(ref, 0, of: 1)
     h.log(ref, 2)
     let ticked = h.tick(0.1)
     #expect(ticked.types == [.logBatch, .progress])
@@ -319,10 +327,8 @@ private struct Harness {
   @Test func aStepReportWaitsForTheNextTick() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
-    h.core.progress(
-      ref, state: .running, stepIndex: 0, stepCount: 2, locals: nil, notification: nil, now: h.now)
-    h.core.progress(
-      ref, state: .running, stepIndex: 1, stepCount: 2, locals: nil, notification: nil, now: h.now)
+    h.step(ref, 0, of: 2)
+    h.step(ref, 1, of: 2)
     #expect(h.take().isEmpty)
     // Only the latest goes, once.
     let ticked = h.tick(0.05)
@@ -338,8 +344,7 @@ private struct Harness {
   @Test func aJobEndingBeforeTheTickCarriesItsStepReportInItsResult() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
-    h.core.progress(
-      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil, now: 100.5)
+    h.step(ref, 0, of: 1, at: 100.5)
     h.log(ref, 1)
     h.core.jobEnded(ref, state: .succeeded, exitCode: 0, error: nil, locals: nil, now: 100.75)
     let actions = h.take()
@@ -353,10 +358,8 @@ private struct Harness {
   @Test func aNotificationOrServingGoesAtOnce() throws {
     var h = Harness()
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
-    h.core.progress(
-      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: nil, now: h.now)
-    h.core.progress(
-      ref, state: .running, stepIndex: 0, stepCount: 1, locals: nil, notification: "model loaded", now: h.now)
+    h.step(ref, 0, of: 1)
+    h.step(ref, 0, of: 1, notification: "model loaded")
     let notified = try h.take().headers(.progress, as: ProgressMessage.self)
     #expect(notified.map(\.notification) == ["model loaded"])
     h.core.progress(
@@ -461,8 +464,7 @@ private struct Harness {
     let ref = h.running(AttemptRef(jobID: "7", attempt: 1))
     h.receive(.reregister, ReregisterMessage(reason: "coordinator restarted"))
     #expect(h.core.connection == .registering(since: h.now))
-    h.core.progress(
-      ref, state: .running, stepIndex: 1, stepCount: 2, locals: nil, notification: nil, now: h.now)
+    h.step(ref, 1, of: 2)
     h.log(ref, 2)
     #expect(h.take().isEmpty)
     let resent = h.registered()

@@ -30,16 +30,24 @@ import Testing
     }
   }
 
+  func options(_ launcher: ShellLauncher, _ base: ShellOptions = ShellOptions()) -> ShellOptions {
+    var options = base
+    options.launcher = launcher
+    return options
+  }
+
   func request(_ command: String, cwd: String = "/", env: [String: String] = ["PATH": "/usr/bin:/bin"])
     -> ShellCommandRequest
   {
     ShellCommandRequest(command: command, workingDirectory: cwd, environment: env)
   }
 
-  @Test func linesInOrderAndExitCode() async throws {
+  @Test(arguments: ShellLauncher.allCases) func linesInOrderAndExitCode(launcher: ShellLauncher) async throws
+  {
     let recorder = Recorder()
     let outcome = try await ShellProcess.run(
-      request("for i in 1 2 3 4 5 6 7 8 9 10; do echo line$i; done; echo oops >&2; exit 3")
+      request("for i in 1 2 3 4 5 6 7 8 9 10; do echo line$i; done; echo oops >&2; exit 3"),
+      options: options(launcher)
     ) { stream, raw in
       let line = raw.text
       recorder.record(stream, line)
@@ -54,12 +62,15 @@ import Testing
     #expect(recorder.all.contains("stderr: oops"))
   }
 
-  @Test func environmentAndDirectoryAreExactlyTheRequest() async throws {
+  @Test(arguments: ShellLauncher.allCases) func environmentAndDirectoryAreExactlyTheRequest(
+    launcher: ShellLauncher
+  ) async throws {
     let dir = try WorkerTestDirectory()
     defer { dir.remove() }
     let recorder = Recorder()
     _ = try await ShellProcess.run(
-      request("pwd; echo \"[$FOO][$HOME]\"", cwd: dir.path, env: ["PATH": "/usr/bin:/bin", "FOO": "bar"])
+      request("pwd; echo \"[$FOO][$HOME]\"", cwd: dir.path, env: ["PATH": "/usr/bin:/bin", "FOO": "bar"]),
+      options: options(launcher)
     ) { stream, raw in
       let line = raw.text
       recorder.record(stream, line)
@@ -88,10 +99,14 @@ import Testing
     #expect(lines.last == "stdout: tail")
   }
 
-  @Test func detachLeavesItRunningUntilTerminated() async throws {
+  @Test(arguments: ShellLauncher.allCases) func detachLeavesItRunningUntilTerminated(launcher: ShellLauncher)
+    async throws
+  {
     let recorder = Recorder()
     defer { recorder.killGroup() }
-    let outcome = try await ShellProcess.run(request("echo PGID $$; echo ready; sleep 600")) { stream, raw in
+    let outcome = try await ShellProcess.run(
+      request("echo PGID $$; echo ready; sleep 600"), options: options(launcher)
+    ) { stream, raw in
       let line = raw.text
       recorder.record(stream, line)
       return line == "ready" ? .detach : .continue_
@@ -110,6 +125,77 @@ import Testing
     }
     #expect(signal == SIGTERM)
     #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
+  }
+
+  /// What the child gets from the worker: only stdin (`/dev/null`), stdout and stderr,
+  /// whatever else the worker holds open; and every signal at its default, though the
+  /// worker ignores SIGPIPE (an ignored signal survives `exec`).
+  @Test(arguments: ShellLauncher.allCases) func theChildGetsThreeDescriptorsAndDefaultSignals(
+    launcher: ShellLauncher
+  ) async throws {
+    let previous = signal(SIGPIPE, SIG_IGN)
+    defer { signal(SIGPIPE, previous) }
+    // Open without close-on-exec, as a careless library in the worker might.
+    let stray = open("/dev/zero", O_RDONLY)
+    defer { close(stray) }
+    #expect(stray > 2)
+    let recorder = Recorder()
+    let outcome = try await ShellProcess.run(
+      request("ls /proc/self/fd; readlink /proc/self/fd/0; yes | head -1; echo \"status ${PIPESTATUS[0]}\""),
+      options: options(launcher)
+    ) { stream, raw in
+      recorder.record(stream, raw.text)
+      return .continue_
+    }
+    guard case .exited(code: 0) = outcome else {
+      Issue.record("unexpected outcome \(outcome)")
+      return
+    }
+    // `ls` sees its own directory descriptor as 3; nothing past it.
+    #expect(
+      recorder.all == [
+        "stdout: 0", "stdout: 1", "stdout: 2", "stdout: 3", "stdout: /dev/null", "stdout: y",
+        "stdout: status 141",
+      ])
+  }
+
+  @Test(arguments: ShellLauncher.allCases) func aProgramStartedDirectlyEndsWithItsStatusAndSignal(
+    launcher: ShellLauncher
+  ) async throws {
+    // No shell syntax: started without bash (`DirectCommand`), and reaped by whichever path.
+    let exited = try await ShellProcess.run(request("false"), options: options(launcher)) { _, _ in .continue_
+    }
+    guard case .exited(code: 1) = exited else {
+      Issue.record("unexpected outcome \(exited)")
+      return
+    }
+    let killed = try await ShellProcess.run(
+      request("sh -c \"kill -TERM \\$\\$\""), options: options(launcher)
+    ) {
+      _, _ in .continue_
+    }
+    guard case .signalled(SIGTERM) = killed else {
+      Issue.record("unexpected outcome \(killed)")
+      return
+    }
+    let missing = try await ShellProcess.run(request("no-such-program-here"), options: options(launcher)) {
+      _, _ in .continue_
+    }
+    guard case .exited(code: 127) = missing else {
+      Issue.record("unexpected outcome \(missing)")
+      return
+    }
+  }
+
+  @Test func theDirectLauncherIsTakenWhereTheCLibraryHasWhatItNeeds() throws {
+    // glibc 2.36 or later, on Linux 5.3 or later (this machine, and CI's).
+    let needed = [
+      "posix_spawn_file_actions_addchdir_np", "posix_spawn_file_actions_addclosefrom_np", "pidfd_open",
+    ]
+    guard needed.allSatisfy({ dlsym(UnsafeMutableRawPointer(bitPattern: 0), $0) != nil }),
+      ProcessInfo.processInfo.environment["PINPOOL_SPAWN"] == nil
+    else { return }
+    #expect(ShellSpawn.available != nil)
   }
 
   @Test func killVerdictEndsTheGroupAndSucceeds() async throws {
@@ -152,11 +238,15 @@ import Testing
     #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
   }
 
-  @Test func cancellationKillsTheWholeGroup() async throws {
+  @Test(arguments: ShellLauncher.allCases) func cancellationKillsTheWholeGroup(launcher: ShellLauncher)
+    async throws
+  {
     let recorder = Recorder()
     defer { recorder.killGroup() }
     let task = Task {
-      try await ShellProcess.run(request("echo PGID $$; sh -c 'sleep 600 & sleep 600; echo C11-NEVER'")) {
+      try await ShellProcess.run(
+        request("echo PGID $$; sh -c 'sleep 600 & sleep 600; echo C11-NEVER'"), options: options(launcher)
+      ) {
         stream, raw in
         let line = raw.text
         recorder.record(stream, line)
@@ -176,10 +266,12 @@ import Testing
     #expect(!recorder.all.contains { $0.contains("C11-NEVER") })
   }
 
-  @Test func termIgnoredIsKilledAfterGrace() async throws {
+  @Test(arguments: ShellLauncher.allCases) func termIgnoredIsKilledAfterGrace(launcher: ShellLauncher)
+    async throws
+  {
     let recorder = Recorder()
     defer { recorder.killGroup() }
-    let options = ShellOptions(terminationGrace: .milliseconds(300))
+    let options = options(launcher, ShellOptions(terminationGrace: .milliseconds(300)))
     let task = Task {
       try await ShellProcess.run(
         request("trap '' TERM; echo PGID $$; sleep 600; sleep 600"), options: options
@@ -200,13 +292,16 @@ import Testing
     #expect(!ShellProcessGroups.hasLiveMembers(recorder.group))
   }
 
-  @Test func backgroundGrandchildDoesNotHangTheStep() async throws {
+  @Test(arguments: ShellLauncher.allCases) func backgroundGrandchildDoesNotHangTheStep(
+    launcher: ShellLauncher
+  ) async throws {
     let recorder = Recorder()
     defer { recorder.killGroup() }
     let start = ContinuousClock.now
     // One leftover holds stdout open, the other closed its output.
     let outcome = try await ShellProcess.run(
-      request("echo PGID $$; sleep 600 & (sleep 600 >/dev/null 2>&1 &); echo done")
+      request("echo PGID $$; sleep 600 & (sleep 600 >/dev/null 2>&1 &); echo done"),
+      options: options(launcher)
     ) { stream, raw in
       let line = raw.text
       recorder.record(stream, line)
@@ -332,9 +427,13 @@ import Testing
     #expect(live.map(\.boot) == ["boot-b", "boot-a"])
   }
 
-  @Test func missingDirectoryIsALaunchError() async throws {
+  @Test(arguments: ShellLauncher.allCases) func missingDirectoryIsALaunchError(launcher: ShellLauncher)
+    async throws
+  {
     do {
-      _ = try await ShellProcess.run(request("true", cwd: "/does/not/exist")) { _, _ in .continue_ }
+      _ = try await ShellProcess.run(request("true", cwd: "/does/not/exist"), options: options(launcher)) {
+        _, _ in .continue_
+      }
       Issue.record("expected a launch failure")
     } catch {
       #expect(error.description.contains("/does/not/exist"))

@@ -85,6 +85,9 @@ public struct ShellOptions: Sendable {
   /// Ends every piece of a split long line that the next piece continues. Removing it
   /// and concatenating the pieces gives back the original line.
   public static let lineContinuationMarker = " [pinpool: line continues]"
+  /// How commands are started: `ShellSpawn` where the C library allows, else (and in
+  /// tests that cover both) swift-subprocess.
+  var launcher: ShellLauncher = .direct
 
   public init(
     terminationGrace: Duration = .seconds(10), drainAfterExit: Duration = .milliseconds(200),
@@ -97,6 +100,10 @@ public struct ShellOptions: Sendable {
   }
 }
 
+enum ShellLauncher: Sendable, CaseIterable {
+  case direct, subprocess
+}
+
 public struct ShellProcessError: Error, Sendable, CustomStringConvertible {
   public let description: String
   public init(_ description: String) { self.description = description }
@@ -105,7 +112,8 @@ public struct ShellProcessError: Error, Sendable, CustomStringConvertible {
 /// Runs one command line of a `shell.run` step under `bash -c` (or `sh -c` where bash is
 /// missing) in a session and process group of its own, so that everything the command
 /// starts can be signalled together. A line bash would only split and exec is started
-/// directly (`DirectCommand`).
+/// directly (`DirectCommand`). The reader thread starts it (`ShellSpawn`) and watches
+/// its exit with its output; swift-subprocess does both where the C library cannot.
 ///
 /// Output: stdout and stderr are read on one dedicated thread, line by line as produced
 /// (`\n`, `\r\n` and a lone `\r` — progress bars — end a line; a line longer than
@@ -233,6 +241,8 @@ final class ShellSupervisor: Sendable {
   let errorWriteFD: Int32
   /// Cleared on completion: it closes the cycle supervisor → reader → sink → supervisor.
   let sink = ShellVerdictSink()
+  /// How the command ended, set by the reader thread (`ShellSpawn`'s path).
+  let exit = ShellOutcomeLatch<Completion>()
 
   init(
     request: ShellCommandRequest, options: ShellOptions,
@@ -269,23 +279,63 @@ final class ShellSupervisor: Sendable {
   var isComplete: Bool { state.withLock { $0.completion != nil } }
 
   func launch() {
-    reader.start { [self] in
-      // The shell has exited and the reader hit its deadline with the pipes still held.
+    // The shell has exited and the reader hit its deadline with the pipes still held.
+    let onKillDeadline: @Sendable () -> Void = { [self] in
       if let pgid = processGroupID { _ = kill(-pgid, SIGKILL) }
     }
-    Task.detached { [self] in await monitor() }
+    if options.launcher == .direct, let spawner = ShellSpawn.available {
+      reader.start(
+        onKillDeadline: onKillDeadline, launch: { [self] in launchDirectly(spawner) },
+        onExit: { [self] status in exit.set(.status(status)) })
+      Task.detached { [self] in await monitorDirectLaunch() }
+    } else {
+      reader.start(onKillDeadline: onKillDeadline)
+      Task.detached { [self] in await monitor() }
+    }
   }
 
-  private func monitor() async {
-    let executable: String
-    let arguments: [String]
-    var passed = request.environment
+  /// What to run: the program itself when bash would only exec it, else `bash -c`.
+  private func commandLine() -> (executable: String, arguments: [String], environment: [String: String]) {
     if let direct = DirectCommand(request) {
-      (executable, arguments, passed) = (direct.executable, direct.arguments, direct.environment)
-    } else {
-      executable = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
-      arguments = ["-c", request.command]
+      return (direct.executable, direct.arguments, direct.environment)
     }
+    let shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
+    return (shell, ["-c", request.command], request.environment)
+  }
+
+  /// On the reader thread, before it reads: starts the command, hands the pipes' write
+  /// ends to it (and closes ours, so the reader sees EOF when it is done).
+  private func launchDirectly(_ spawner: ShellSpawn) -> ShellSpawn.Child? {
+    let (executable, arguments, environment) = commandLine()
+    let result = spawner.spawn(
+      executable: executable, arguments: arguments, environment: environment,
+      workingDirectory: request.workingDirectory, stdout: outputWriteFD, stderr: errorWriteFD)
+    close(outputWriteFD)
+    close(errorWriteFD)
+    switch result {
+    case .success(let child):
+      started(pgid: child.pid)
+      return child
+    case .failure(let error):
+      exit.set(.launchFailed("cannot start the command in '\(request.workingDirectory)': \(error)"))
+      return nil
+    }
+  }
+
+  private func monitorDirectLaunch() async {
+    let completion = await exit.wait()
+    if case .status = completion {
+      await finishAfterExit()
+    } else {
+      await reader.finished.wait()
+    }
+    if let pgid = processGroupID { options.pidJournal?.ended(pgid: pgid) }
+    complete(completion)
+  }
+
+  /// swift-subprocess's path, where `ShellSpawn` is not available.
+  private func monitor() async {
+    let (executable, arguments, passed) = commandLine()
     var platform = PlatformOptions()
     platform.createSession = true
     var environment: [Environment.Key: String] = [:]
@@ -474,10 +524,52 @@ final class ShellPipeReader: Sendable {
     self.onLine = onLine
   }
 
-  func start(onKillDeadline: @escaping @Sendable () -> Void) {
-    let thread = Thread { [self] in loop(onKillDeadline: onKillDeadline) }
+  /// - Parameters:
+  ///   - launch: run on the thread first: starts the command and returns it, whose exit
+  ///     the thread then watches with its output (nil: it did not start).
+  ///   - onExit: how the launched command ended, once reaped.
+  func start(
+    onKillDeadline: @escaping @Sendable () -> Void, launch: (@Sendable () -> ShellSpawn.Child?)? = nil,
+    onExit: (@Sendable (TerminationStatus) -> Void)? = nil
+  ) {
+    let thread = Thread { [self] in
+      let child = launch?()
+      var watched = child.map { ExitWatch(child: $0, onExit: onExit ?? { _ in }) }
+      loop(onKillDeadline: onKillDeadline, exit: &watched)
+      // Output ended before the command did (it closed or handed off its stdout and
+      // stderr): its exit is all that is left to watch.
+      watched?.waitForExit()
+    }
     thread.name = "pinpool-shell-reader"
     thread.start()
+  }
+
+  /// A launched command's pidfd, polled with the pipes until it is reaped.
+  struct ExitWatch {
+    let child: ShellSpawn.Child
+    let onExit: @Sendable (TerminationStatus) -> Void
+    private(set) var reaped = false
+
+    init(child: ShellSpawn.Child, onExit: @escaping @Sendable (TerminationStatus) -> Void) {
+      self.child = child
+      self.onExit = onExit
+    }
+
+    /// After the pidfd polled readable.
+    mutating func collect() {
+      guard !reaped, let status = ShellSpawn.reap(child) else { return }
+      reaped = true
+      close(child.pidfd)
+      onExit(status)
+    }
+
+    mutating func waitForExit() {
+      while !reaped {
+        var polled = pollfd(fd: child.pidfd, events: Int16(POLLIN), revents: 0)
+        if poll(&polled, 1, -1) < 0, errno != EINTR { break }
+        collect()
+      }
+    }
   }
 
   /// After `killAt`, if the pipes are still open, `onKillDeadline` runs and reading
@@ -502,7 +594,7 @@ final class ShellPipeReader: Sendable {
     }
   }
 
-  private func loop(onKillDeadline: @Sendable () -> Void) {
+  private func loop(onKillDeadline: @Sendable () -> Void, exit: inout ExitWatch?) {
     var splitters = [
       ShellLineSplitter(maxLineBytes: maxLineBytes), ShellLineSplitter(maxLineBytes: maxLineBytes),
     ]
@@ -532,12 +624,14 @@ final class ShellPipeReader: Sendable {
           remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
         timeout = Int32(clamping: max(1, milliseconds + 1))
       }
+      let watching = exit.map { !$0.reaped } ?? false
       var polled = [
         pollfd(fd: open[0] ? fds[0] : -1, events: Int16(POLLIN), revents: 0),
         pollfd(fd: open[1] ? fds[1] : -1, events: Int16(POLLIN), revents: 0),
         pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: watching ? exit!.child.pidfd : -1, events: Int16(POLLIN), revents: 0),
       ]
-      let ready = poll(&polled, 3, timeout)
+      let ready = poll(&polled, 4, timeout)
       if ready < 0 {
         if errno == EINTR { continue }
         break
@@ -546,6 +640,7 @@ final class ShellPipeReader: Sendable {
         var sink = [UInt8](repeating: 0, count: 64)
         while read(wakeRead, &sink, sink.count) > 0 {}
       }
+      if polled[3].revents != 0 { exit?.collect() }
       for index in 0..<2 where open[index] && polled[index].revents != 0 {
         let count = read(fds[index], &buffer, buffer.count)
         if count > 0 {
@@ -689,6 +784,32 @@ final class ShellLatch: Sendable {
         return false
       }
       if ready { continuation.resume() }
+    }
+  }
+}
+
+/// A value set once (later ones are ignored) and awaited by one task or more.
+final class ShellOutcomeLatch<Value: Sendable>: Sendable {
+  private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+
+  func set(_ value: Value) {
+    let waiters = state.withLock { state -> [CheckedContinuation<Value, Never>] in
+      guard state.value == nil else { return [] }
+      state.value = value
+      defer { state.waiters = [] }
+      return state.waiters
+    }
+    for waiter in waiters { waiter.resume(returning: value) }
+  }
+
+  func wait() async -> Value {
+    await withCheckedContinuation { continuation in
+      let ready = state.withLock { state -> Value? in
+        if let value = state.value { return value }
+        state.waiters.append(continuation)
+        return nil
+      }
+      if let ready { continuation.resume(returning: ready) }
     }
   }
 }

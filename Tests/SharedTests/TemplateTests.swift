@@ -84,6 +84,21 @@ private func failure(_ template: String, _ s: TemplateScope = scope()) -> Templa
         == "python3 -m http.server 42000")
   }
 
+  @Test func aTemplateParsedOnceRendersAfreshInEveryScope() throws {
+    // Unique text, so the shared cache cannot hold it from another test.
+    let text = "echo job {{args.index}} \(UUID().uuidString)"
+    let first = try Template.renderString(text, scope: scope(args: ["index": 1]))
+    let second = try Template.renderString(text, scope: scope(args: ["index": 2]))
+    #expect(first.jsString.hasPrefix("echo job 1 "))
+    #expect(second.jsString.hasPrefix("echo job 2 "))
+    // A broken one fails the same way each time, from the cache too.
+    let broken = "{{ args.index + }} \(UUID().uuidString)"
+    let once = try #require(failure(broken))
+    let again = try #require(failure(broken))
+    #expect(once.description == again.description)
+    #expect(once.description.contains("args.index +"))
+  }
+
   @Test func renderKeepsTypesAndDropsUndefined() throws {
     let step: JSONValue = [
       "n": "{{self.count}}", "flag": "{{ 1 < 2 }}", "none": "{{null}}",

@@ -414,6 +414,11 @@ private func noReason(_: Int64) -> String? { nil }
     // Cached the second time, same answer.
     #expect(try store.assignment(jobID: 1, attempt: 3, gpuIndices: [2])?.1 == bundle)
     #expect(try store.assignment(jobID: 2, attempt: 1, gpuIndices: []) == nil)
+    // Several at once, in order, a missing one as nil in its place.
+    let batch = try store.assignments([(1, 3, [2]), (2, 1, []), (1, 4, [0])])
+    #expect(batch.map { $0?.0.attempt } == [3, nil, 4])
+    #expect(batch.map { $0?.0.gpuIndices } == [[2], nil, [0]])
+    #expect(batch.compactMap { $0?.1 } == [bundle, bundle])
   }
 
   @Test func reopenedStoreRestoresLiveJobsWithLogCursors() throws {

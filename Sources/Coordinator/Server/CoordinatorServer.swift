@@ -437,6 +437,25 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
         metadata: ["error": "\(error)", "store": "\(store.path)"])
       exit(75)
     }
+    // The batch's assignments, read together (one read transaction).
+    var assignments: [Int: (AssignedJob, Data)] = [:]
+    let assigning = actions.enumerated().compactMap { index, action in
+      if case .assign(_, let jobID, let attempt, let gpus) = action {
+        (index, jobID, attempt, gpus)
+      } else {
+        nil
+      }
+    }
+    if !assigning.isEmpty {
+      do {
+        let loaded = try store.assignments(assigning.map { ($0.1, $0.2, $0.3) })
+        for (request, assignment) in zip(assigning, loaded) { assignments[request.0] = assignment }
+      } catch {
+        logger.error(
+          "cannot load jobs for assignment",
+          metadata: ["jobs": "\(assigning.map(\.1))", "error": "\(error)"])
+      }
+    }
     for (index, action) in actions.enumerated() {
       switch action {
       case .store: continue
@@ -449,16 +468,9 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
         case .settle: continue
         }
         io.send([Data(peer)] + WireEnvelope(.artifactAck, ack).frames)
-      case .assign(let peer, let jobID, let attempt, let gpus):
-        do {
-          guard let (job, bundle) = try store.assignment(jobID: jobID, attempt: attempt, gpuIndices: gpus)
-          else {
-            continue
-          }
-          io.send([Data(peer)] + WireEnvelope(.assign, AssignMessage(job: job), payload: [bundle]).frames)
-        } catch {
-          logger.error("cannot load job for assignment", metadata: ["job": "\(jobID)", "error": "\(error)"])
-        }
+      case .assign(let peer, _, _, _):
+        guard let (job, bundle) = assignments[index] else { continue }
+        io.send([Data(peer)] + WireEnvelope(.assign, AssignMessage(job: job), payload: [bundle]).frames)
       }
     }
     let queries = pendingQueries

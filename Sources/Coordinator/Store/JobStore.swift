@@ -643,33 +643,47 @@ final class JobStore {
   /// The job's script and bundle for an `assign` message. Bundles are shared by the
   /// jobs of an array, so the last few are kept in memory.
   func assignment(jobID: Int64, attempt: Int, gpuIndices: [Int]) throws(StoreError) -> (AssignedJob, Data)? {
+    try assignments([(jobID, attempt, gpuIndices)]).first ?? nil
+  }
+
+  /// Several assignments, in order, read in one transaction: a batch assigns dozens of
+  /// jobs, and a read transaction each (begin, the WAL's read lock, commit) cost as much
+  /// as the reads.
+  func assignments(_ requests: [(jobID: Int64, attempt: Int, gpuIndices: [Int])]) throws(StoreError)
+    -> [(AssignedJob, Data)?]
+  {
     try read { db in
-      guard
-        let row = try Row.fetchOne(
-          db.cachedStatement(
-            sql:
-              "SELECT name, entry, args, requirements, artifacts, timeout, bundle_hash FROM jobs WHERE id = ?"
-          ),
-          arguments: [jobID])
-      else { return nil }
-      let hash: String = row["bundle_hash"]
-      let bundle: Data
-      if let cached = bundleCache[hash] {
-        bundle = cached
-      } else {
-        bundle =
-          try Data.fetchOne(db, sql: "SELECT data FROM bundles WHERE hash = ?", arguments: [hash]) ?? Data()
-        if bundleCache.count > 16 { bundleCache.removeAll() }
-        bundleCache[hash] = bundle
-      }
-      let job = AssignedJob(
-        jobID: String(jobID), attempt: attempt, name: row["name"], entry: row["entry"],
-        args: (row["args"] as String?).flatMap { try? ScriptSource.parseJSONValue($0).get() }
-          ?? .object(JSONObject()), gpuIndices: gpuIndices,
-        requirements: requirements(row["requirements"]),
-        timeoutSeconds: row["timeout"], artifacts: artifacts(row["artifacts"]))
-      return (job, bundle)
+      try requests.map { try assignment(db, jobID: $0.jobID, attempt: $0.attempt, gpuIndices: $0.gpuIndices) }
     }
+  }
+
+  private func assignment(_ db: Database, jobID: Int64, attempt: Int, gpuIndices: [Int]) throws
+    -> (AssignedJob, Data)?
+  {
+    guard
+      let row = try Row.fetchOne(
+        db.cachedStatement(
+          sql:
+            "SELECT name, entry, args, requirements, artifacts, timeout, bundle_hash FROM jobs WHERE id = ?"),
+        arguments: [jobID])
+    else { return nil }
+    let hash: String = row["bundle_hash"]
+    let bundle: Data
+    if let cached = bundleCache[hash] {
+      bundle = cached
+    } else {
+      bundle =
+        try Data.fetchOne(db, sql: "SELECT data FROM bundles WHERE hash = ?", arguments: [hash]) ?? Data()
+      if bundleCache.count > 16 { bundleCache.removeAll() }
+      bundleCache[hash] = bundle
+    }
+    let job = AssignedJob(
+      jobID: String(jobID), attempt: attempt, name: row["name"], entry: row["entry"],
+      args: (row["args"] as String?).flatMap { try? ScriptSource.parseJSONValue($0).get() }
+        ?? .object(JSONObject()), gpuIndices: gpuIndices,
+      requirements: requirements(row["requirements"]),
+      timeoutSeconds: row["timeout"], artifacts: artifacts(row["artifacts"]))
+    return (job, bundle)
   }
 
   /// Which bundle a job runs and its entry script.

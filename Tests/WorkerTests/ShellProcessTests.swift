@@ -11,7 +11,7 @@ import Testing
   final class Recorder: Sendable {
     let lines = Mutex<[String]>([])
     let pgid = Mutex<Int32>(0)
-    let pgidSeen = ShellLatch()
+    let pgidSeen = ShellLatch<Void>()
 
     func record(_ stream: LineStream, _ line: String) {
       lines.withLock { $0.append("\(stream.rawValue): \(line)") }

@@ -242,7 +242,7 @@ final class ShellSupervisor: Sendable {
   /// Cleared on completion: it closes the cycle supervisor → reader → sink → supervisor.
   let sink = ShellVerdictSink()
   /// How the command ended, set by the reader thread (`ShellSpawn`'s path).
-  let exit = ShellOutcomeLatch<Completion>()
+  let exited = ShellLatch<Completion>()
 
   init(
     request: ShellCommandRequest, options: ShellOptions,
@@ -286,7 +286,7 @@ final class ShellSupervisor: Sendable {
     if options.launcher == .direct, let spawner = ShellSpawn.available {
       reader.start(
         onKillDeadline: onKillDeadline, launch: { [self] in launchDirectly(spawner) },
-        onExit: { [self] status in exit.set(.status(status)) })
+        onExit: { [self] status in exited.set(.status(status)) })
       Task.detached { [self] in await monitorDirectLaunch() }
     } else {
       reader.start(onKillDeadline: onKillDeadline)
@@ -317,13 +317,13 @@ final class ShellSupervisor: Sendable {
       started(pgid: child.pid)
       return child
     case .failure(let error):
-      exit.set(.launchFailed("cannot start the command in '\(request.workingDirectory)': \(error)"))
+      exited.set(.launchFailed("cannot start the command in '\(request.workingDirectory)': \(error)"))
       return nil
     }
   }
 
   private func monitorDirectLaunch() async {
-    let completion = await exit.wait()
+    let completion = await exited.wait()
     if case .status = completion {
       await finishAfterExit()
     } else {
@@ -506,7 +506,7 @@ final class ShellPipeReader: Sendable {
   let maxLineBytes: Int
   let onLine: @Sendable (LineStream, ShellLine) -> Void
   let control = Mutex(Control())
-  let finished = ShellLatch()
+  let finished = ShellLatch<Void>()
 
   init(
     stdoutFD: Int32, stderrFD: Int32, maxLineBytes: Int,
@@ -535,7 +535,7 @@ final class ShellPipeReader: Sendable {
     let thread = Thread { [self] in
       let child = launch?()
       var watched = child.map { ExitWatch(child: $0, onExit: onExit ?? { _ in }) }
-      loop(onKillDeadline: onKillDeadline, exit: &watched)
+      loop(onKillDeadline: onKillDeadline, watch: &watched)
       // Output ended before the command did (it closed or handed off its stdout and
       // stderr): its exit is all that is left to watch.
       watched?.waitForExit()
@@ -594,7 +594,7 @@ final class ShellPipeReader: Sendable {
     }
   }
 
-  private func loop(onKillDeadline: @Sendable () -> Void, exit: inout ExitWatch?) {
+  private func loop(onKillDeadline: @Sendable () -> Void, watch: inout ExitWatch?) {
     var splitters = [
       ShellLineSplitter(maxLineBytes: maxLineBytes), ShellLineSplitter(maxLineBytes: maxLineBytes),
     ]
@@ -624,12 +624,12 @@ final class ShellPipeReader: Sendable {
           remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
         timeout = Int32(clamping: max(1, milliseconds + 1))
       }
-      let watching = exit.map { !$0.reaped } ?? false
+      let watching = watch.map { !$0.reaped } ?? false
       var polled = [
         pollfd(fd: open[0] ? fds[0] : -1, events: Int16(POLLIN), revents: 0),
         pollfd(fd: open[1] ? fds[1] : -1, events: Int16(POLLIN), revents: 0),
         pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: watching ? exit!.child.pidfd : -1, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: watching ? watch!.child.pidfd : -1, events: Int16(POLLIN), revents: 0),
       ]
       let ready = poll(&polled, 4, timeout)
       if ready < 0 {
@@ -640,7 +640,7 @@ final class ShellPipeReader: Sendable {
         var sink = [UInt8](repeating: 0, count: 64)
         while read(wakeRead, &sink, sink.count) > 0 {}
       }
-      if polled[3].revents != 0 { exit?.collect() }
+      if polled[3].revents != 0 { watch?.collect() }
       for index in 0..<2 where open[index] && polled[index].revents != 0 {
         let count = read(fds[index], &buffer, buffer.count)
         if count > 0 {
@@ -762,34 +762,9 @@ struct ShellLineSplitter {
 
 // MARK: - Helpers
 
-/// A one-shot event many tasks can wait for.
-final class ShellLatch: Sendable {
-  private let state = Mutex<(signalled: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-  func signal() {
-    let waiters = state.withLock { state in
-      state.signalled = true
-      let waiters = state.waiters
-      state.waiters = []
-      return waiters
-    }
-    for waiter in waiters { waiter.resume() }
-  }
-
-  func wait() async {
-    await withCheckedContinuation { continuation in
-      let ready = state.withLock { state in
-        if state.signalled { return true }
-        state.waiters.append(continuation)
-        return false
-      }
-      if ready { continuation.resume() }
-    }
-  }
-}
-
-/// A value set once (later ones are ignored) and awaited by one task or more.
-final class ShellOutcomeLatch<Value: Sendable>: Sendable {
+/// A value set once (later ones are ignored) and awaited by any number of tasks; without
+/// a value (`ShellLatch<Void>`), a one-shot event.
+final class ShellLatch<Value: Sendable>: Sendable {
   private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
 
   func set(_ value: Value) {
@@ -812,6 +787,10 @@ final class ShellOutcomeLatch<Value: Sendable>: Sendable {
       if let ready { continuation.resume(returning: ready) }
     }
   }
+}
+
+extension ShellLatch where Value == Void {
+  func signal() { set(()) }
 }
 
 enum ShellProcessGroups {

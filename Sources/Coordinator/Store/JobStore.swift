@@ -10,7 +10,8 @@ final class JobStore {
   let path: String
   private let db: DatabaseQueue
   let logFiles: LogFiles
-  private var bundleCache: [String: Data] = [:]
+  /// Bundles are shared by the jobs of an array: the last few are kept.
+  private let bundleCache = BoundedCache<String, Data>(capacity: 17)
   /// Where the next chunk of a job's log goes in its file (the end of what is indexed),
   /// and the job-wide number its first line must have.
   private var logEnds: [Int64: (offset: Int64, nextSeq: Int)] = [:]
@@ -674,8 +675,7 @@ final class JobStore {
     } else {
       bundle =
         try Data.fetchOne(db, sql: "SELECT data FROM bundles WHERE hash = ?", arguments: [hash]) ?? Data()
-      if bundleCache.count > 16 { bundleCache.removeAll() }
-      bundleCache[hash] = bundle
+      bundleCache.keep(bundle, for: hash)
     }
     let job = AssignedJob(
       jobID: String(jobID), attempt: attempt, name: row["name"], entry: row["entry"],

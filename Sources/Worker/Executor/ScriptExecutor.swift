@@ -170,7 +170,8 @@ public final class ScriptExecutor: @unchecked Sendable {
       throw StepFailure(file: relativePath, step: nil, method: nil, message: "cannot read the script")
     }
     let display = String(path.dropFirst(context.workspace.root.count + 1))
-    if let known = ParsedScripts.shared.script(data, file: display) { return known }
+    let key = ParsedScripts.Key(file: display, bytes: data)
+    if let known = ParsedScripts.shared[key] { return known }
     guard let text = String(data: data, encoding: .utf8) else {
       throw StepFailure(file: relativePath, step: nil, method: nil, message: "cannot read the script")
     }
@@ -185,7 +186,7 @@ public final class ScriptExecutor: @unchecked Sendable {
     guard problems.isEmpty else {
       throw StepFailure(file: display, step: nil, method: nil, message: problems.joined(separator: "; "))
     }
-    ParsedScripts.shared.keep(script, data, file: display)
+    ParsedScripts.shared.keep(script, for: key)
     return script
   }
 

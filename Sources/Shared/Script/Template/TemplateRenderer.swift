@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Renders the `{{ expression }}` templates in script values, the way Pinokio does.
 ///
@@ -55,8 +54,9 @@ public enum Template {
   /// template, else the interpolated text.
   public static func renderString(_ s: String, scope: TemplateScope) throws(TemplateError) -> TemplateValue {
     guard containsTemplate(s) else { return .string(s) }
-    let (scalars, pieces) = scanned(s)
-    let evaluator = TemplateEvaluator(scope: scope, scalars: scalars)
+    let template = scanned(s)
+    let pieces = template.pieces
+    let evaluator = TemplateEvaluator(scope: scope, scalars: template.scalars)
     if pieces.count == 1, case .expression(let parsed, let raw) = pieces[0] {
       return try evaluate(parsed, raw: raw, template: s, evaluator: evaluator)
     }
@@ -133,22 +133,20 @@ public enum Template {
 
   /// Templates already scanned and parsed, by their text: an array's jobs render the
   /// same step strings, and lexing and parsing them again was most of rendering one.
-  /// Parsing depends on the text alone. Bounded: emptied when full, and long strings
-  /// are not kept.
-  private static let scannedTemplates = Mutex<[String: (scalars: [Unicode.Scalar], pieces: [Piece])]>([:])
-  static let scannedCapacity = 256
+  /// Parsing depends on the text alone. Long strings are not kept.
+  private static let scannedTemplates = BoundedCache<String, Scanned>(capacity: 256)
   static let scannedMaxLength = 4096
 
-  static func scanned(_ s: String) -> (scalars: [Unicode.Scalar], pieces: [Piece]) {
-    if let known = scannedTemplates.withLock({ $0[s] }) { return known }
+  struct Scanned: Sendable {
+    let scalars: [Unicode.Scalar]
+    let pieces: [Piece]
+  }
+
+  static func scanned(_ s: String) -> Scanned {
+    if let known = scannedTemplates[s] { return known }
     let scalars = Array(s.unicodeScalars)
-    let result = (scalars: scalars, pieces: scan(scalars))
-    if scalars.count <= scannedMaxLength {
-      scannedTemplates.withLock { cache in
-        if cache.count >= scannedCapacity { cache.removeAll(keepingCapacity: true) }
-        cache[s] = result
-      }
-    }
+    let result = Scanned(scalars: scalars, pieces: scan(scalars))
+    if scalars.count <= scannedMaxLength { scannedTemplates.keep(result, for: s) }
     return result
   }
 

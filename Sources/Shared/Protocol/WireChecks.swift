@@ -81,6 +81,13 @@ func checkLines(firstSeq: Int, count: Int, _ prefix: String = "") throws(WireChe
   try checkRange(firstSeq + count - 1, WireRange.logSeq, "\(prefix)firstSeq + \(prefix)count - 1")
 }
 
+/// Where a job stands among its steps, as a step report carries it (on its own or
+/// inside a result). `prefix` names the fields' owner.
+func checkSteps(index: Int, count: Int, _ prefix: String = "") throws(WireCheckError) {
+  try checkRange(index, WireRange.step, prefix + "stepIndex")
+  try checkRange(count, WireRange.step, prefix + "stepCount")
+}
+
 func checkRefs(_ refs: [AttemptRef], _ field: String) throws(WireCheckError) {
   for (i, ref) in refs.enumerated() {
     try checkRange(ref.attempt, WireRange.attempt, "\(field)[\(i)].attempt")
@@ -122,8 +129,7 @@ extension LogBatchMessage: WireChecked {
 extension ProgressMessage: WireChecked {
   public func check() throws(WireCheckError) {
     try checkRange(attempt, WireRange.attempt, "attempt")
-    try checkRange(stepIndex, WireRange.step, "stepIndex")
-    try checkRange(stepCount, WireRange.step, "stepCount")
+    try checkSteps(index: stepIndex, count: stepCount)
   }
 }
 
@@ -137,8 +143,7 @@ extension FinishedMessage: WireChecked {
       try checkRange(tail.lastSeq, lastLogSeq...lastLogSeq, "tail.firstSeq + tail.count - 1")
     }
     if let progress {
-      try checkRange(progress.stepIndex, WireRange.step, "progress.stepIndex")
-      try checkRange(progress.stepCount, WireRange.step, "progress.stepCount")
+      try checkSteps(index: progress.stepIndex, count: progress.stepCount, "progress.")
       if let runningFor = progress.runningFor {
         // NaN compares false with both ends, so it is refused too.
         guard WireRange.seconds.contains(runningFor) else {

@@ -94,6 +94,12 @@ struct WorkerCore: Sendable {
     var progressWithheld = false
     /// When the first step started, while no report has said the attempt runs.
     var runningSince: Double?
+
+    /// Its latest step report went: nothing is held, and the coordinator knows it runs.
+    mutating func progressSent() {
+      progressWithheld = false
+      runningSince = nil
+    }
     /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
     var upload: ArtifactUpload?
 
@@ -463,7 +469,7 @@ struct WorkerCore: Sendable {
       workerID: advert.id, jobID: ref.jobID, attempt: ref.attempt, state: state, stepIndex: stepIndex,
       stepCount: stepCount, locals: locals, notification: notification)
     attempts[ref]!.lastProgress = message
-    if attempt.runningSince == nil, attempt.lastProgress == nil { attempts[ref]!.runningSince = now }
+    if attempt.lastProgress == nil { attempts[ref]!.runningSince = now }
     if state == .running, notification == nil {
       attempts[ref]!.progressWithheld = true
       return
@@ -472,7 +478,7 @@ struct WorkerCore: Sendable {
     // In place: `flushLogs` just advanced this attempt's send cursor.
     attempts[ref]!.progressWithheld = false
     if connection == .registered {
-      attempts[ref]!.runningSince = nil
+      attempts[ref]!.progressSent()
       actions.append(.send(WireEnvelope(.progress, message)))
     }
   }
@@ -484,8 +490,7 @@ struct WorkerCore: Sendable {
     for (ref, attempt) in attempts where attempt.progressWithheld { due.append(ref) }
     if due.count > 1 { due.sort(by: Self.inOrder) }
     for ref in due {
-      attempts[ref]!.progressWithheld = false
-      attempts[ref]!.runningSince = nil
+      attempts[ref]!.progressSent()
       if let message = attempts[ref]!.lastProgress { actions.append(.send(WireEnvelope(.progress, message))) }
     }
   }
@@ -628,8 +633,7 @@ struct WorkerCore: Sendable {
     for ref in refsInOrder {
       guard let attempt = attempts[ref] else { continue }
       if !attempt.stale, attempt.finished == nil, let progress = attempt.lastProgress {
-        attempts[ref]?.progressWithheld = false
-        attempts[ref]?.runningSince = nil
+        attempts[ref]?.progressSent()
         actions.append(.send(WireEnvelope(.progress, progress)))
       }
       // Only behind the whole log: with more unacknowledged than the window holds, the

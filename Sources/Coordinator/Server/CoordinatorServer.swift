@@ -441,19 +441,19 @@ final class CoordinatorHandler: SocketLoopHandler, @unchecked Sendable {
     var assignments: [Int: (AssignedJob, Data)] = [:]
     let assigning = actions.enumerated().compactMap { index, action in
       if case .assign(_, let jobID, let attempt, let gpus) = action {
-        (index, jobID, attempt, gpus)
+        (action: index, request: (jobID: jobID, attempt: attempt, gpuIndices: gpus))
       } else {
         nil
       }
     }
     if !assigning.isEmpty {
       do {
-        let loaded = try store.assignments(assigning.map { ($0.1, $0.2, $0.3) })
-        for (request, assignment) in zip(assigning, loaded) { assignments[request.0] = assignment }
+        let loaded = try store.assignments(assigning.map(\.request))
+        for (wanted, assignment) in zip(assigning, loaded) { assignments[wanted.action] = assignment }
       } catch {
         logger.error(
           "cannot load jobs for assignment",
-          metadata: ["jobs": "\(assigning.map(\.1))", "error": "\(error)"])
+          metadata: ["jobs": "\(assigning.map(\.request.jobID))", "error": "\(error)"])
       }
     }
     for (index, action) in actions.enumerated() {

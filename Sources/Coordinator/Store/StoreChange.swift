@@ -46,13 +46,8 @@ struct NewJobRow: Sendable {
 }
 
 /// Where a job stood when its result came with the step report it had not sent.
-public struct StartedRecord: Sendable, Equatable {
-  public var startedAt: Double?
-  public var stepIndex: Int
-  public var stepCount: Int
-  public init(startedAt: Double?, stepIndex: Int, stepCount: Int) {
-    self.startedAt = startedAt
-    self.stepIndex = stepIndex
-    self.stepCount = stepCount
-  }
+struct StartedRecord: Sendable, Equatable {
+  var startedAt: Double?
+  var stepIndex: Int
+  var stepCount: Int
 }

@@ -43,10 +43,10 @@ count = "select count(*) from jobs where state = ?"
 while True:
     done = c.execute(count, ("succeeded",)).fetchone()[0]
     failed = c.execute(count, ("failed",)).fetchone()[0]
-    if (failed or 0) > 0:
+    if failed > 0:
         print("failed", time.time())
         break
-    if (done or 0) >= n:
+    if done >= n:
         print("ok", time.time())
         break
     time.sleep(0.02)

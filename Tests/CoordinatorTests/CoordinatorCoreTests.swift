@@ -703,6 +703,80 @@ private struct Harness {
     #expect(h.schedule().assigns.map(\.jobID) == [2])
   }
 
+  @Test func aPassRunsWhenItsInputsChangeAndEverySecondAnyway() throws {
+    var h = Harness()
+    let box = advert("edge-1", disk: 50 * GB)
+    h.register(box)
+    _ = try h.submit("big", requirements: Requirements(disk: 100 * GB))
+    #expect(h.schedule().assigns.isEmpty)
+    let passes = h.core.schedulingPasses
+    #expect(passes == 1)
+
+    // A heartbeat that changes nothing the scheduler looks at, and the clock within the
+    // second: no pass.
+    h.advance(0.5)
+    h.heartbeat(box, diskFree: 50 * GB)
+    #expect(h.schedule().isEmpty)
+    #expect(h.core.schedulingPasses == passes)
+
+    // The periodic pass.
+    h.advance(0.6)
+    #expect(h.schedule().isEmpty)
+    #expect(h.core.schedulingPasses == passes + 1)
+
+    // A new job, even one that fits nowhere either.
+    _ = try h.submit("bigger", requirements: Requirements(disk: 200 * GB))
+    #expect(h.schedule().isEmpty)
+    #expect(h.core.schedulingPasses == passes + 2)
+
+    // More free disk makes the first job fit: the next pass places it at once.
+    h.heartbeat(box, diskFree: 150 * GB)
+    #expect(h.schedule().assigns.map(\.jobID) == [1])
+    #expect(h.core.schedulingPasses == passes + 3)
+
+    // Its slot coming free places the next one once the disk is there.
+    h.finish(box, 1, attempt: 1)
+    #expect(h.schedule().assigns.isEmpty)
+    h.cleanup(box, 1, attempt: 1)
+    h.heartbeat(box, diskFree: 300 * GB)
+    #expect(h.schedule().assigns.map(\.jobID) == [2])
+  }
+
+  @Test func theSchedulersViewOfWorkersFollowsEveryChange() throws {
+    var h = Harness(settings: CoordinatorSettings(heartbeatInterval: 1, liveness: 2, maxLostRequeues: 3))
+    let a = advert("a", gpus: [gpu(0, 24)], slots: 2)
+    let b = advert("b", slots: 1)
+    func check(_ h: Harness, _ step: String) {
+      let rebuilt = h.core.workers.workers.filter { $0.value.schedulable }.mapValues(\.capacity)
+      #expect(h.core.workers.capacities == rebuilt, "after \(step)")
+    }
+    h.register(a)
+    h.register(b)
+    check(h, "registering")
+    _ = try h.submit("gpu", requirements: Requirements(gpus: 1))
+    _ = try h.submit("plain")
+    h.schedule()
+    check(h, "assigning")
+    h.drain("b")
+    check(h, "draining")
+    h.finish(a, 1, attempt: 1)
+    check(h, "a result")
+    h.cleanup(a, 1, attempt: 1)
+    check(h, "a cleanup")
+    h.drain("b", false)
+    check(h, "undraining")
+    h.advance(1)
+    h.heartbeat(a, diskFree: 7 * GB)
+    check(h, "a heartbeat")
+    h.advance(3)
+    h.tick()
+    check(h, "going offline")
+    #expect(h.core.workers.capacities.isEmpty)
+    h.register(b, active: [])
+    check(h, "registering again")
+    #expect(h.core.workers.capacities.keys.sorted() == [b.id])
+  }
+
   @Test func drainingAnUnknownWorkerIsAnError() throws {
     var h = Harness()
     let acts = h.drain("nobody")

@@ -27,6 +27,9 @@ struct WorkerRecord: Sendable {
     return .online
   }
 
+  /// One the scheduler may place a job on now (it still needs a free slot).
+  var schedulable: Bool { online && registered && !drained && !peer.isEmpty }
+
   var runningCount: Int { holdings.values.filter(\.active).count }
 
   var capacity: WorkerCapacity {

@@ -50,6 +50,8 @@ struct JobQueue: Sendable {
 
   private var runs: [Int: Run] = [:]
   private(set) var count = 0
+  /// Changes with every insertion and removal (see `WorkerRegistry.capacityVersion`).
+  private(set) var version = 0
 
   var isEmpty: Bool { count == 0 }
 
@@ -59,11 +61,13 @@ struct JobQueue: Sendable {
   mutating func insert(_ key: LiveJob.QueueKey) {
     runs[key.requirementClass, default: Run()].insert(key)
     count += 1
+    version &+= 1
   }
 
   mutating func remove(_ key: LiveJob.QueueKey) {
     guard runs[key.requirementClass]?.remove(key) == true else { return }
     count -= 1
+    version &+= 1
     if runs[key.requirementClass]?.isEmpty == true { runs[key.requirementClass] = nil }
   }
 

@@ -54,6 +54,27 @@ import Testing
       FileManager.default.fileExists(atPath: ws + "/.home", isDirectory: &isDirectory)
         && isDirectory.boolValue)
     #expect(FileManager.default.fileExists(atPath: ws + "/.tmp"))
+    for cache in ["pip", "uv", "hf", "torch", "npm"] {
+      #expect(FileManager.default.fileExists(atPath: root + "/cache/" + cache), "\(cache)")
+    }
+  }
+
+  /// A reused workspace has its HOME and TMPDIR already; a new one gets them made. Each
+  /// worker root gets its own caches.
+  @Test func foldersAreMadeWhereTheyMayBeMissing() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    for (index, reused) in [false, true].enumerated() {
+      let root = dir.file("root-\(index)")
+      let ws = root + "/jobs/j-1"
+      try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
+      _ = JobEnvironment.make(
+        workerRoot: root, workspace: ws, jobVariables: [:], gpuIndices: [], gpuVendor: nil, runtimeBin: [],
+        passThrough: [], hostEnvironment: [:], workspaceFoldersExist: reused)
+      #expect(FileManager.default.fileExists(atPath: ws + "/.home") == !reused)
+      #expect(FileManager.default.fileExists(atPath: ws + "/.tmp") == !reused)
+      #expect(FileManager.default.fileExists(atPath: root + "/cache/pip"))
+    }
   }
 
   @Test func noGPUsHidesAll() {

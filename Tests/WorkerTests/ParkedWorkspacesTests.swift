@@ -178,6 +178,30 @@ import Testing
       workerRoot: dir.path, jobID: "b", attempt: 1, files: [("pinokio.json", 0o644, Array("next".utf8))])
     #expect(entries(next.root) == [".home", ".tmp", "pinokio.json"], "the parked one, reused")
     #expect(contents(next.root + "/pinokio.json") == "next")
+    #expect(next.reused && !first.reused)
+  }
+
+  /// A spare of the new file's length and mode (an array's next job) is written over
+  /// without a cut or a mode change; what the job left in it is still gone, and a spare
+  /// a job made private gets the bundle's mode back.
+  @Test func aSpareOfTheSameLengthIsWrittenOver() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let first = try usedWorkspace(dir, job: "a")
+    try dir.write("jobs/a-1/pinokio.json", "XY")
+    _ = try ParkedWorkspaces.cleanUp(first.root, jobsFolder: dir.file("jobs"))
+    let next = try Workspace.create(
+      workerRoot: dir.path, jobID: "b", attempt: 1, files: [("pinokio.json", 0o644, Array("{}".utf8))])
+    #expect(next.reused)
+    #expect(contents(next.root + "/pinokio.json") == "{}")
+    #expect(chmod(next.root + "/pinokio.json", 0o600) == 0)
+    _ = try ParkedWorkspaces.cleanUp(next.root, jobsFolder: dir.file("jobs"))
+    let third = try Workspace.create(
+      workerRoot: dir.path, jobID: "c", attempt: 1, files: [("pinokio.json", 0o644, Array("{}".utf8))])
+    #expect(third.reused)
+    var info = stat()
+    #expect(lstat(third.root + "/pinokio.json", &info) == 0 && info.st_mode & 0o777 == 0o644)
+    #expect(contents(third.root + "/pinokio.json") == "{}")
   }
 
   /// Only small files linked nowhere else are kept: a file the job linked in from

@@ -617,7 +617,7 @@ public actor WorkerAgent {
       jobVariables: ["PINPOOL_JOB_ID": job.jobID, "PINPOOL_ATTEMPT": String(job.attempt)],
       gpuIndices: job.gpuIndices, gpuVendor: vendor,
       runtimeBin: configuration.useRuntime ? [configuration.runtimeRoot + "/bin"] : [],
-      passThrough: configuration.passEnvironment)
+      passThrough: configuration.passEnvironment, workspaceFoldersExist: workspace.reused)
     let options = configuration.shellOptions
     var runtimeTools = JSONValue.null
     if configuration.useRuntime {

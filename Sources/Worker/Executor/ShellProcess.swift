@@ -1,3 +1,4 @@
+import CSandbox
 import Foundation
 import Shared
 import Subprocess
@@ -487,7 +488,7 @@ final class ShellVerdictSink: Sendable {
 
 // MARK: - Reading
 
-/// Reads both pipes on a dedicated thread with poll(2): blocking reads must not sit on
+/// Reads both pipes on a thread of its own (one of `ReaderThreads`) with poll(2): blocking reads must not sit on
 /// the Swift concurrency pool (two cores here), and a thread lets a slow consumer hold
 /// the process back through the pipe instead of through unbounded buffers.
 final class ShellPipeReader: Sendable {
@@ -532,7 +533,7 @@ final class ShellPipeReader: Sendable {
     onKillDeadline: @escaping @Sendable () -> Void, launch: (@Sendable () -> ShellSpawn.Child?)? = nil,
     onExit: (@Sendable (TerminationStatus) -> Void)? = nil
   ) {
-    let thread = Thread { [self] in
+    ReaderThreads.shared.run { [self] in
       let child = launch?()
       var watched = child.map { ExitWatch(child: $0, onExit: onExit ?? { _ in }) }
       loop(onKillDeadline: onKillDeadline, watch: &watched)
@@ -540,8 +541,6 @@ final class ShellPipeReader: Sendable {
       // stderr): its exit is all that is left to watch.
       watched?.waitForExit()
     }
-    thread.name = "pinpool-shell-reader"
-    thread.start()
   }
 
   /// A launched command's pidfd, polled with the pipes until it is reaped.
@@ -819,11 +818,7 @@ enum ShellProcessGroups {
 
 /// pipe(2) with both ends close-on-exec. (Subprocess also closes stray descriptors in
 /// the children it starts; this covers anything else that forks.)
+/// With pipe2(2): the flags set as the pipe is made, not by four `fcntl`s after it.
 fileprivate func makeShellPipe(_ fds: inout [Int32], nonBlocking: Bool = false) -> Bool {
-  guard pipe(&fds) == 0 else { return false }
-  for fd in fds {
-    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-    if nonBlocking { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-  }
-  return true
+  pipe2(&fds, O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0)) == 0
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import Synchronization
 
 /// Builds a job's process environment from an allowlist. Nothing reaches a job from the
 /// worker's own environment unless it is named here or passed through by the operator:
@@ -31,13 +32,14 @@ public struct JobEnvironment {
   ///   - visibleDevices: device names to expose instead of the indices — MIG instances
   ///     are only addressable by their `MIG-…` uuid.
   ///   - passThrough: names the operator chose to pass from the worker's environment.
-  ///   - createDirectories: create HOME, TMPDIR and the XDG and cache folders; tests that
-  ///     only inspect the values can switch it off.
+  ///   - createDirectories: create HOME, TMPDIR and the cache folders; tests that only
+  ///     inspect the values can switch it off.
+  ///   - workspaceFoldersExist: HOME and TMPDIR are known to exist (`Workspace.reused`).
   public static func make(
     workerRoot: String, workspace: String, jobVariables: [String: String], gpuIndices: [Int],
     gpuVendor: GPUVendor?, runtimeBin: [String], passThrough: [String],
     hostEnvironment: [String: String] = workerEnvironment,
-    visibleDevices: [String]? = nil, createDirectories: Bool = true
+    visibleDevices: [String]? = nil, createDirectories: Bool = true, workspaceFoldersExist: Bool = false
   ) -> [String: String] {
     var env: [String: String] = [:]
     env["PATH"] = (runtimeBin + systemBins).joined(separator: ":")
@@ -53,25 +55,36 @@ public struct JobEnvironment {
     // by whatever writes there (the XDG spec asks writers to create them), so a job that
     // prints a line does not pay for six folders. On ext4 every folder made and removed
     // again makes the next inode allocation scan past it for a while: a dozen per job
-    // were a third of a worker's CPU when dispatching trivial jobs. The shared caches
-    // exist after the first job; one mkdir(2) each finds them.
-    let directories: KeyValuePairs<String, (path: String, create: Bool)> = [
-      "HOME": (home, true),
-      "TMPDIR": (tmp, true),
-      "XDG_CACHE_HOME": (home + "/.cache", false),
-      "XDG_CONFIG_HOME": (home + "/.config", false),
-      "XDG_DATA_HOME": (home + "/.local/share", false),
-      "XDG_STATE_HOME": (home + "/.local/state", false),
-      "PIP_CACHE_DIR": (cache + "/pip", true),
-      "UV_CACHE_DIR": (cache + "/uv", true),
-      "HF_HOME": (cache + "/hf", true),
-      "TORCH_HOME": (cache + "/torch", true),
-      "npm_config_cache": (cache + "/npm", true),
+    // were a third of a worker's CPU when dispatching trivial jobs. A reused workspace
+    // has its HOME and TMPDIR already, and the shared caches are made once per worker
+    // (the tools that use them make them again if an operator removes one): seven
+    // mkdir(2)s that found a folder were 1.5% of a busy worker.
+    let directories: KeyValuePairs<String, (path: String, create: Folder)> = [
+      "HOME": (home, .workspace),
+      "TMPDIR": (tmp, .workspace),
+      "XDG_CACHE_HOME": (home + "/.cache", .none),
+      "XDG_CONFIG_HOME": (home + "/.config", .none),
+      "XDG_DATA_HOME": (home + "/.local/share", .none),
+      "XDG_STATE_HOME": (home + "/.local/state", .none),
+      "PIP_CACHE_DIR": (cache + "/pip", .cache),
+      "UV_CACHE_DIR": (cache + "/uv", .cache),
+      "HF_HOME": (cache + "/hf", .cache),
+      "TORCH_HOME": (cache + "/torch", .cache),
+      "npm_config_cache": (cache + "/npm", .cache),
     ]
     for (name, folder) in directories {
       env[name] = folder.path
-      if createDirectories, folder.create, mkdir(folder.path, 0o755) != 0, errno != EEXIST {
-        try? FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
+      guard createDirectories else { continue }
+      switch folder.create {
+      case .none: continue
+      case .workspace where workspaceFoldersExist: continue
+      case .cache where madeCaches.withLock({ $0.contains(folder.path) }): continue
+      case .workspace, .cache:
+        let there =
+          mkdir(folder.path, 0o755) == 0 || errno == EEXIST
+          || (try? FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true))
+            != nil
+        if there, folder.create == .cache { madeCaches.withLock { _ = $0.insert(folder.path) } }
       }
     }
     env["PYTHONNOUSERSITE"] = "1"
@@ -109,6 +122,11 @@ public struct JobEnvironment {
     }
     return env
   }
+
+  private enum Folder { case none, workspace, cache }
+
+  /// Cache folders this process made or found (per worker root; tests run several).
+  private static let madeCaches = Mutex<Set<String>>([])
 
   /// Applies a `shell.run` step's `env` parameter. Strings, numbers and booleans set the
   /// variable; an array is prepended to the current value with `:` (Pinokio's way of

@@ -22,14 +22,18 @@ public struct Workspace: Sendable {
   /// Absolute and canonical, so it can be compared with resolved paths.
   public let root: String
   public let confinement: Confinement
+  /// Taken from `ParkedWorkspaces`: its HOME and TMPDIR were checked to be plain, empty
+  /// folders, so nothing needs to make them.
+  public let reused: Bool
 
   public init(existing root: String) {
     self.init(confinement: Confinement(root: root))
   }
 
-  private init(confinement: Confinement) {
+  private init(confinement: Confinement, reused: Bool = false) {
     self.confinement = confinement
     self.root = confinement.root
+    self.reused = reused
   }
 
   /// Makes the attempt's workspace and writes the bundle's `files` into it. A parked
@@ -80,7 +84,7 @@ public struct Workspace: Sendable {
       }
     }
     // Canonical as built: a canonical folder and a name just made by mkdir(2).
-    return Workspace(confinement: Confinement(canonicalRoot: path))
+    return Workspace(confinement: Confinement(canonicalRoot: path), reused: parked != nil)
   }
 
   /// `ROOT/jobs`, created if missing, canonical. Resolved once per worker root (unless
@@ -116,13 +120,13 @@ public struct Workspace: Sendable {
   /// (`device`: the workspace's); otherwise removes it and returns -1, for a new file to be
   /// made in its place. (Checked again on the open file: the check when it was taken is
   /// not the last word.)
-  private static func openSpare(_ path: String, device: dev_t) -> Int32 {
+  private static func openSpare(_ path: String, device: dev_t) -> (fd: Int32, info: stat)? {
     let fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
     var info = stat()
-    if fd >= 0, fstat(fd, &info) == 0, ParkedWorkspaces.isSpare(info, device: device) { return fd }
+    if fd >= 0, fstat(fd, &info) == 0, ParkedWorkspaces.isSpare(info, device: device) { return (fd, info) }
     if fd >= 0 { close(fd) }
     _ = unlink(path)
-    return -1
+    return nil
   }
 
   /// Job ids become one path component; anything that could name another folder is refused.
@@ -187,10 +191,12 @@ public struct Workspace: Sendable {
       }
       let mode = file.mode == 0 ? mode_t(0o644) : mode_t(file.mode & 0o777)
       var fd: Int32 = -1
-      if parent == root, spares.remove((target as NSString).lastPathComponent) != nil {
-        fd = Self.openSpare(target, device: rootInfo.st_dev)
+      var spare: stat?
+      if parent == root, spares.remove((target as NSString).lastPathComponent) != nil,
+        let opened = Self.openSpare(target, device: rootInfo.st_dev)
+      {
+        (fd, spare) = (opened.fd, opened.info)
       }
-      let reused = fd >= 0
       if fd < 0 { fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode) }
       guard fd >= 0 else {
         throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
@@ -199,13 +205,14 @@ public struct Workspace: Sendable {
       do throws(WriteAll.Failure) { try WriteAll.write(fd, file.data) } catch {
         throw WorkspaceError("cannot write bundle file '\(file.path)': \(error.reason)")
       }
-      // A spare is written over, then cut to the new length: the same file again (an
-      // array's next job) frees and allocates no block, and nothing of the old one stays.
-      guard !reused || ftruncate(fd, off_t(file.data.count)) == 0 else {
+      // A spare is written over, then cut to the new length if it was longer: the same
+      // file again (an array's next job) frees and allocates no block, and nothing of the
+      // old one stays. A spare that already has the file's mode keeps it without a call.
+      if let spare, Int(spare.st_size) > file.data.count, ftruncate(fd, off_t(file.data.count)) != 0 {
         throw WorkspaceError("cannot write bundle file '\(file.path)': \(String(cString: strerror(errno)))")
       }
       // open() applies the umask; the bundle's mode is what the author meant.
-      guard fchmod(fd, mode) == 0 else {
+      guard spare.map({ $0.st_mode & 0o7777 == mode }) == true || fchmod(fd, mode) == 0 else {
         throw WorkspaceError(
           "cannot set mode of bundle file '\(file.path)': \(String(cString: strerror(errno)))")
       }

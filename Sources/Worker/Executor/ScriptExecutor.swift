@@ -214,10 +214,13 @@ public final class ScriptExecutor: @unchecked Sendable {
           message: "more than 100,000 steps run; a jump loop?")
       }
       let step = script.steps[index]
-      // A free port costs a socket; only a step that mentions `port` gets one.
-      let mentionsPort =
-        step.params.serialized().contains("port") || (step.when?.serialized().contains("port") ?? false)
-      let scope = makeScope(script: script, args: args, input: input, cwd: folder, port: mentionsPort)
+      // A free port costs a socket, and `env` an object of the job's thirty-odd variables
+      // built in order: only a step that mentions them gets them. (A template names a
+      // variable only by its identifier: there is no `this` to reach one by a computed name.)
+      let text = step.params.serialized() + (step.when?.serialized() ?? "")
+      let scope = makeScope(
+        script: script, args: args, input: input, cwd: folder, port: text.contains("port"),
+        env: text.contains("env"))
       let fail = { (message: String, exit: Int32?) in
         StepFailure(file: script.file, step: index + 1, method: step.method, message: message, exitCode: exit)
       }
@@ -285,9 +288,10 @@ public final class ScriptExecutor: @unchecked Sendable {
 
   // MARK: Scope
 
-  func makeScope(script: Script, args: JSONValue, input: JSONValue, cwd: String, port: Bool = true)
-    -> TemplateScope
-  {
+  func makeScope(
+    script: Script, args: JSONValue, input: JSONValue, cwd: String, port: Bool = true,
+    env withEnv: Bool = true
+  ) -> TemplateScope {
     let machine = context.machineGPUs
     let vendor = machine.first?.vendor.rawValue ?? "none"
     let assigned = machine.filter { context.job.gpuIndices.contains($0.index) }
@@ -305,7 +309,9 @@ public final class ScriptExecutor: @unchecked Sendable {
       ("gpus", .array(gpuList)),
     ])
     var env = TemplateObject()
-    for (key, value) in context.environment.sorted(by: { $0.key < $1.key }) { env[key] = .string(value) }
+    if withEnv {
+      for (key, value) in context.environment.sorted(by: { $0.key < $1.key }) { env[key] = .string(value) }
+    }
     let workspace = context.workspace
     let pathDirs = (context.environment["PATH"] ?? "").split(separator: ":").map(String.init)
     let variables: [String: TemplateValue] = [
@@ -320,7 +326,7 @@ public final class ScriptExecutor: @unchecked Sendable {
       "input": TemplateValue(input),
       "local": TemplateValue(.object(locals)),
       "self": TemplateValue(.object(script.selfObject)),
-      "env": .object(env),
+      "env": withEnv ? .object(env) : .undefined,
       "cwd": .string(cwd),
       "port": port ? .number(Double(FreePort.find())) : .undefined,
     ]

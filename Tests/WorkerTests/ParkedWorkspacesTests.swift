@@ -86,6 +86,46 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: parked))
   }
 
+  /// A taken workspace's HOME and TMPDIR are read again at cleanup only if they changed
+  /// since the take: what the job put there is removed, an untouched one is kept as is.
+  @Test func whatAJobPutInATakenWorkspaceIsRemovedAtCleanup() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    _ = try parkedWorkspace(dir)
+    let taken = try Workspace.create(workerRoot: dir.path, jobID: "b", attempt: 1)
+    #expect(taken.reused)
+    try dir.write("jobs/b-1/.home/.cache/pip/blob", String(repeating: "x", count: 4096))
+    let freed = try ParkedWorkspaces.cleanUp(taken.root, jobsFolder: dir.file("jobs"))
+    #expect(freed >= 4096)
+    let next = try Workspace.create(workerRoot: dir.path, jobID: "c", attempt: 1)
+    #expect(next.reused)
+    #expect(entries(next.root + "/.home").isEmpty)
+    #expect(entries(next.root + "/.tmp").isEmpty)
+  }
+
+  /// The change time is only a shortcut: a change it missed (made within the same clock
+  /// tick as the take's check, simulated here by handing cleanup the folder's time after
+  /// the change) leaves the file in the parked workspace, and the next take's own check
+  /// refuses it, so nothing reaches the next job.
+  @Test func aChangeTheShortcutMissedIsCaughtAtTheNextTake() throws {
+    let dir = try WorkerTestDirectory()
+    defer { dir.remove() }
+    let ws = try usedWorkspace(dir, job: "a")
+    try dir.write("jobs/a-1/.home/.bashrc", "left behind")
+    try dir.write("jobs/a-1/.home/.cache/pip/blob", "x")
+    var home = stat()
+    #expect(lstat(ws.root + "/.home", &home) == 0)
+    _ = try WorkspaceCleanup.empty(
+      ws.root, keeping: ParkedWorkspaces.keptFolders, unchanged: [".home": home.st_ctim])
+    #expect(entries(ws.root + "/.home") == [".bashrc", ".cache"], "the shortcut kept it unread")
+    #expect(entries(ws.root + "/.tmp").isEmpty, "the other folder, not named, was emptied")
+    #expect(entries(ws.root).isSuperset(of: [".home", ".tmp"]))
+    let shelf = dir.file("jobs/" + ParkedWorkspaces.folderName)
+    #expect(mkdir(shelf, 0o700) == 0)
+    #expect(rename(ws.root, shelf + "/99") == 0)
+    #expect(ParkedWorkspaces.pristine(shelf + "/99") == nil)
+  }
+
   private func contents(_ path: String) -> String? {
     FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
   }

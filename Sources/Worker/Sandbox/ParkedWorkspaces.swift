@@ -39,6 +39,12 @@ enum ParkedWorkspaces {
   private struct Shelf {
     var next = 0
     var parked: [String] = []
+    /// By the path it was taken to: the change times of a workspace's HOME and TMPDIR
+    /// when the take found them empty. At cleanup a folder whose change time is still the
+    /// same had nothing added since, and is not read again. (Only a shortcut: whatever a
+    /// change in the same clock tick hid is seen by the check of the next take, which
+    /// trusts no time.)
+    var untouched: [String: [String: timespec]] = [:]
   }
   /// Per jobs folder (one per worker root; tests run several in one process).
   private static let shelves = Mutex<[String: Shelf]>([:])
@@ -57,7 +63,16 @@ enum ParkedWorkspaces {
       if errno == EEXIST || errno == ENOTEMPTY { shelves.withLock { $0[jobsFolder]?.parked.append(parked) } }
       return nil
     }
-    if let spares = pristineSpares(path) { return spares }
+    if let (spares, changed) = pristine(path) {
+      shelves.withLock { shelves in
+        // Bounded: an attempt kept for inspection (`--keep-failed`) is never cleaned up here.
+        if shelves[jobsFolder, default: Shelf()].untouched.count >= 4 * limit {
+          shelves[jobsFolder]!.untouched.removeAll()
+        }
+        shelves[jobsFolder]!.untouched[path] = changed
+      }
+      return spares
+    }
     _ = try? WorkspaceCleanup.remove(path, diskFreeAt: jobsFolder)
     return nil
   }
@@ -66,16 +81,20 @@ enum ParkedWorkspaces {
   /// shelf, or HOME or TMPDIR is not a plain folder any more), it is removed instead.
   /// Returns the bytes freed.
   static func cleanUp(_ workspace: String, jobsFolder: String) throws(CleanupError) -> Int64 {
-    let slot = shelves.withLock { shelves -> String? in
+    let (slot, untouched) = shelves.withLock { shelves -> (String?, [String: timespec]) in
       var shelf = shelves[jobsFolder, default: Shelf()]
-      guard shelf.parked.count < limit else { return nil }
+      let untouched = shelf.untouched.removeValue(forKey: workspace) ?? [:]
+      guard shelf.parked.count < limit else {
+        shelves[jobsFolder] = shelf
+        return (nil, untouched)
+      }
       shelf.next += 1
       shelves[jobsFolder] = shelf
-      return jobsFolder + "/" + folderName + "/\(shelf.next)"
+      return (jobsFolder + "/" + folderName + "/\(shelf.next)", untouched)
     }
     guard let slot else { return try removed(workspace, jobsFolder) }
     let (freed, kept) = try WorkspaceCleanup.empty(
-      workspace, keeping: keptFolders, spares: (spareLimit, isSpare))
+      workspace, keeping: keptFolders, unchanged: untouched, spares: (spareLimit, isSpare))
     guard kept == keptFolders else { return freed + (try removed(workspace, jobsFolder)) }
     if rename(workspace, slot) != 0 {
       guard errno == ENOENT, mkdir(jobsFolder + "/" + folderName, 0o700) == 0 || errno == EEXIST,
@@ -90,22 +109,25 @@ enum ParkedWorkspaces {
     try WorkspaceCleanup.remove(workspace, diskFreeAt: jobsFolder).bytesFreed
   }
 
-  /// The names of the workspace's spare files when it is pristine: it and its two
-  /// folders are real folders of this process's user and group with a new folder's mode,
-  /// the folders hold nothing, and beside them there are only spares, each a small,
-  /// writable regular file of this user with no other link (its content is written over
-  /// before any job runs); and nothing carries extended attributes. Nil when it is not.
-  static func pristineSpares(_ path: String) -> [String]? {
+  /// The names of the workspace's spare files, and the change times of its two folders,
+  /// when it is pristine: it and its two folders are real folders of this process's user
+  /// and group with a new folder's mode, the folders hold nothing, and beside them there
+  /// are only spares, each a small, writable regular file of this user with no other link
+  /// (its content is written over before any job runs); and nothing carries extended
+  /// attributes. Nil when it is not.
+  static func pristine(_ path: String) -> (spares: [String], changed: [String: timespec])? {
     var root = stat()
     guard lstat(path, &root) == 0, isPlainFolder(root, device: root.st_dev, path: path),
       let names = entries(of: path), keptFolders.isSubset(of: names)
     else { return nil }
+    var changed: [String: timespec] = [:]
     for name in keptFolders {
       var info = stat()
       let folder = path + "/" + name
       guard lstat(folder, &info) == 0, isPlainFolder(info, device: root.st_dev, path: folder),
         entries(of: folder)?.isEmpty == true
       else { return nil }
+      changed[name] = info.st_ctim
     }
     let spares = names.subtracting(keptFolders).sorted()
     guard spares.count <= spareLimit else { return nil }
@@ -116,7 +138,7 @@ enum ParkedWorkspaces {
         return nil
       }
     }
-    return spares
+    return (spares, changed)
   }
 
   /// A file that may stay in a parked workspace, for the next bundle's file of its name

@@ -65,8 +65,11 @@ public enum WorkspaceCleanup {
   /// of its files that `spares.isSpare` accepts (given their `lstat` and the folder's
   /// device), left as they are. Returns the bytes freed and the folders kept; nothing is
   /// ever followed through a link.
+  ///
+  /// `unchanged`: change times of folders in `keeping` known to have been empty then; one
+  /// whose change time is the same has had nothing added, and is kept without being read.
   static func empty(
-    _ path: String, keeping: Set<String>,
+    _ path: String, keeping: Set<String>, unchanged: [String: timespec] = [:],
     spares: (count: Int, isSpare: @Sendable (stat, dev_t) -> Bool) = (0, { _, _ in false })
   ) throws(CleanupError) -> (bytesFreed: Int64, kept: Set<String>) {
     guard let entry = try locate(path), (entry.info.st_mode & S_IFMT) == S_IFDIR else {
@@ -77,6 +80,7 @@ public enum WorkspaceCleanup {
     walker.device = entry.info.st_dev
     walker.spares = spares.count
     walker.isSpare = spares.isSpare
+    walker.unchanged = unchanged
     let kept = walker.removeContents(
       parentFD: entry.parentFD, name: entry.name, info: entry.info, displayPath: entry.displayPath,
       keeping: keeping)
@@ -122,6 +126,8 @@ public enum WorkspaceCleanup {
     /// How many more files of the folder being emptied may be kept as spares, and which.
     var spares = 0
     var isSpare: (stat, dev_t) -> Bool = { _, _ in false }
+    /// Of the folder being emptied only, like `spares` (see `empty`).
+    var unchanged: [String: timespec] = [:]
 
     /// The entries of an open directory but `.` and `..`, NUL-terminated; nil (and a
     /// failure noted) when it cannot be read. `fd` stays open and owned by the caller (it
@@ -166,6 +172,8 @@ public enum WorkspaceCleanup {
       // Only the folder being emptied keeps spares, not those inside it.
       var spares = self.spares
       self.spares = 0
+      let unchanged = self.unchanged
+      self.unchanged = [:]
       var kept: Set<String> = []
       for child in children {
         let childName = String(decoding: child.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -173,7 +181,8 @@ public enum WorkspaceCleanup {
         var childInfo = stat()
         if keeping.contains(childName), fstatat(fd, child, &childInfo, AT_SYMLINK_NOFOLLOW) == 0,
           (childInfo.st_mode & S_IFMT) == S_IFDIR, childInfo.st_dev == device,
-          removeContents(parentFD: fd, name: child, info: childInfo, displayPath: childPath) != nil
+          unchanged[childName].map({ Self.same($0, childInfo.st_ctim) }) == true
+            || removeContents(parentFD: fd, name: child, info: childInfo, displayPath: childPath) != nil
         {
           kept.insert(childName)
           continue
@@ -186,6 +195,8 @@ public enum WorkspaceCleanup {
       }
       return kept
     }
+
+    static func same(_ a: timespec, _ b: timespec) -> Bool { a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec }
 
     mutating func fail(_ path: String, _ what: String) {
       if failures.count < 20 { failures.append("\(path): \(what): \(String(cString: strerror(errno)))") }

@@ -33,38 +33,46 @@ import Testing
     return number
   }
 
+  /// Runs `count` pieces of work that each note their thread and wait at `gate`;
+  /// returns the threads once all have started (nil if they did not).
+  private func runWaiting(
+    _ count: Int, on pool: ReaderThreads, gate: DispatchSemaphore, done: DispatchSemaphore
+  )
+    -> Set<Int>?
+  {
+    let threads = Mutex<Set<Int>>([])
+    for _ in 0..<count {
+      pool.run {
+        threads.withLock { _ = $0.insert(threadNumber()) }
+        gate.wait()
+        done.signal()
+      }
+    }
+    guard eventually({ threads.withLock { $0.count } == count }) else { return nil }
+    return threads.withLock { $0 }
+  }
+
+  private func release(_ count: Int, gate: DispatchSemaphore, done: DispatchSemaphore) {
+    for _ in 0..<count { gate.signal() }
+    for _ in 0..<count { done.wait() }
+  }
+
   /// Threads park when their work ends, up to the limit, and the next work runs on one
   /// of them instead of a new thread.
   @Test func parkedThreadsRunTheNextWork() throws {
     let pool = ReaderThreads(keepParked: 2)
     let gate = DispatchSemaphore(value: 0)
     let done = DispatchSemaphore(value: 0)
-    let first = Mutex<Set<Int>>([])
-    for _ in 0..<3 {
-      pool.run {
-        first.withLock { _ = $0.insert(threadNumber()) }
-        gate.wait()
-        done.signal()
-      }
-    }
-    #expect(eventually { first.withLock { $0.count } == 3 })
-    for _ in 0..<3 { gate.signal() }
-    for _ in 0..<3 { done.wait() }
+    // Should an expectation fail part way, no thread is left waiting at the gate.
+    defer { for _ in 0..<5 { gate.signal() } }
+    let first = try #require(runWaiting(3, on: pool, gate: gate, done: done))
+    release(3, gate: gate, done: done)
     #expect(eventually { pool.parkedCount == 2 }, "one of three let go")
 
-    let second = Mutex<Set<Int>>([])
-    for _ in 0..<2 {
-      pool.run {
-        second.withLock { _ = $0.insert(threadNumber()) }
-        gate.wait()
-        done.signal()
-      }
-    }
-    #expect(eventually { second.withLock { $0.count } == 2 })
+    let second = try #require(runWaiting(2, on: pool, gate: gate, done: done))
     #expect(pool.parkedCount == 0)
-    #expect(second.withLock { $0 }.isSubset(of: first.withLock { $0 }))
-    for _ in 0..<2 { gate.signal() }
-    for _ in 0..<2 { done.wait() }
+    #expect(second.isSubset(of: first))
+    release(2, gate: gate, done: done)
     #expect(eventually { pool.parkedCount == 2 })
   }
 }

@@ -42,6 +42,28 @@ import Testing
     expectGolden(Render.status(Fixtures.running, now: Fixtures.now, style: .plain), "status-running")
   }
 
+  /// Time the worker spent preparing is shown apart from the time queued; under a
+  /// second of it changes nothing.
+  @Test func statusTellsPreparingFromQueued() {
+    var prepared = Fixtures.job("50", "first-use", .running, worker: "edge-1", submitted: 330, started: 300)
+    prepared.assignedAt = Fixtures.iso(325)
+    let lines = Render.status(prepared, now: Fixtures.now, style: .plain).split(separator: "\n")
+    #expect(lines.contains { $0 == "assigned  \(Fixtures.iso(325)) (after 0:05 queued)" }, "\(lines)")
+    #expect(lines.contains { $0 == "started   \(Fixtures.iso(300)) (after 0:25 preparing)" }, "\(lines)")
+
+    var waiting = Fixtures.job("51", "first-use", .assigned, worker: "edge-1", submitted: 30)
+    waiting.assignedAt = Fixtures.iso(28)
+    let shown = Render.status(waiting, now: Fixtures.now, style: .plain).split(separator: "\n")
+    #expect(shown.contains { $0 == "assigned  \(Fixtures.iso(28)) (after 0:02 queued)" }, "\(shown)")
+    #expect(shown.contains { $0 == "preparing 0:28" }, "\(shown)")
+
+    var prompt = Fixtures.running
+    prompt.assignedAt = prompt.startedAt
+    #expect(
+      Render.status(prompt, now: Fixtures.now, style: .plain)
+        == Render.status(Fixtures.running, now: Fixtures.now, style: .plain))
+  }
+
   @Test func statusOfAServingJobShowsLocalsAndNotifications() {
     expectGolden(Render.status(Fixtures.serving, now: Fixtures.now, style: .plain), "status-serving")
   }

@@ -113,6 +113,7 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(one.priority == 2)
     #expect(one.requirements == requirements)
     #expect(one.startedAt == Timestamp.iso(1_002))
+    #expect(one.assignedAt == Timestamp.iso(1_001))
     #expect(one.submittedAt == Timestamp.iso(1_000))
     #expect(one.finishedAt == nil)
     #expect(one.cleanup.state == CleanupState.none)
@@ -122,6 +123,7 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(two.state == .queued)
     #expect(two.worker == nil)
     #expect(two.waitReason == "needs 1 GPU")
+    #expect(two.assignedAt == nil)
     #expect(try store.job(3, waitReason: noReason) == nil)
 
     #expect(try store.jobs(state: .queued, worker: nil, limit: 100, waitReason: noReason).map(\.id) == ["2"])

@@ -552,8 +552,22 @@ final class JobStore {
 
   func job(_ id: Int64, waitReason: (Int64) -> String?) throws(StoreError) -> JobView? {
     try read { db in
-      try Row.fetchOne(db, sql: "SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", arguments: [id])
-        .map { self.jobView($0, waitReason: waitReason) }
+      try Row.fetchOne(
+        db,
+        sql: """
+          SELECT \(Self.jobColumns),
+            (SELECT assigned_at FROM attempts WHERE job_id = jobs.id AND attempt = jobs.attempt) AS assigned_at
+          FROM jobs WHERE id = ?
+          """, arguments: [id]
+      ).map { row in
+        var view = self.jobView(row, waitReason: waitReason)
+        // Only for the attempt under way or done: a job queued again keeps its last
+        // attempt's number until it is assigned anew.
+        if view.startedAt != nil || view.state == .assigned {
+          view.assignedAt = (row["assigned_at"] as Double?).map(Timestamp.iso)
+        }
+        return view
+      }
     }
   }
 

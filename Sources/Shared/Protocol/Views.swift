@@ -51,6 +51,10 @@ public struct JobView: Sendable, Hashable, Codable {
   public var steps: [String]?
   /// The client key the job was submitted with (nil on a pool without keys).
   public var owner: String?
+  /// When the current attempt was given to its worker; filled by `status` only. Between
+  /// it and `startedAt` the worker prepared (its private runtime on first use, a cache
+  /// eviction), which is not time spent queued.
+  public var assignedAt: String?
   /// The files the job stored (`pinpool artifacts`); filled by `status` only.
   public var artifacts: [ArtifactView]?
 

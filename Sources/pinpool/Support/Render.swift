@@ -127,9 +127,21 @@ enum Render {
     let submitted = parseISO(view.submittedAt)
     add("submitted", view.submittedAt + (submitted.map { " (\(age(since: $0, now: now)) ago)" } ?? ""))
     let started = view.startedAt.flatMap(parseISO)
+    // Time the worker spent preparing (its runtime on first use, a cache eviction) is not
+    // time queued: a second or more of it gets a line of its own.
+    let assigned = view.assignedAt.flatMap(parseISO)
+    let preparing = assigned.map { (started ?? now) - $0 } ?? 0
+    if let text = view.assignedAt, let assigned, let submitted, preparing >= 1 {
+      add("assigned", text + " (after \(clock(assigned - submitted)) queued)")
+      if view.startedAt == nil { add("preparing", clock(preparing)) }
+    }
     if let text = view.startedAt {
       var waited = ""
-      if let started, let submitted { waited = " (after \(clock(started - submitted)) queued)" }
+      if let started, let assigned, preparing >= 1 {
+        waited = " (after \(clock(started - assigned)) preparing)"
+      } else if let started, let submitted {
+        waited = " (after \(clock(started - submitted)) queued)"
+      }
       add("started", text + waited)
     }
     if let text = view.finishedAt {

@@ -651,9 +651,8 @@ struct CoordinatorCore: Sendable {
     }
   }
 
-  /// Assigns whatever fits now.
-  /// Runs a scheduling pass when the queue or a worker's capacity changed since the
-  /// last one, and at least every `periodicPassSeconds` anyway.
+  /// Assigns whatever fits now: a scheduling pass, run when the queue or a worker's
+  /// capacity changed since the last one, and at least every `periodicPassSeconds` anyway.
   ///
   /// Why not after every batch of messages, as before: with 1,000 workers a pass costs a
   /// scan of every worker for each class of waiting jobs, and most batches are heartbeats

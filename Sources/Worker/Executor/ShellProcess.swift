@@ -488,9 +488,10 @@ final class ShellVerdictSink: Sendable {
 
 // MARK: - Reading
 
-/// Reads both pipes on a thread of its own (one of `ReaderThreads`) with poll(2): blocking reads must not sit on
-/// the Swift concurrency pool (two cores here), and a thread lets a slow consumer hold
-/// the process back through the pipe instead of through unbounded buffers.
+/// Reads both pipes on a thread of its own (one of `ReaderThreads`) with poll(2):
+/// blocking reads must not sit on the Swift concurrency pool (two cores here), and a
+/// thread lets a slow consumer hold the process back through the pipe instead of
+/// through unbounded buffers.
 final class ShellPipeReader: Sendable {
   struct Control {
     var killAt: ContinuousClock.Instant? = nil

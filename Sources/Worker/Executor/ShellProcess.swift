@@ -817,9 +817,9 @@ enum ShellProcessGroups {
   }
 }
 
-/// pipe(2) with both ends close-on-exec. (Subprocess also closes stray descriptors in
-/// the children it starts; this covers anything else that forks.)
-/// With pipe2(2): the flags set as the pipe is made, not by four `fcntl`s after it.
+/// A pipe with both ends close-on-exec (and non-blocking when asked), the flags set by
+/// pipe2(2) as it is made rather than by four `fcntl`s after. (Subprocess also closes
+/// stray descriptors in the children it starts; this covers anything else that forks.)
 fileprivate func makeShellPipe(_ fds: inout [Int32], nonBlocking: Bool = false) -> Bool {
   pipe2(&fds, O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0)) == 0
 }

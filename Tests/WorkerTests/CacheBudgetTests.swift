@@ -18,12 +18,15 @@ struct CacheBudgetTests {
       try FileManager.default.setAttributes(
         [.modificationDate: Date(timeIntervalSince1970: time)], ofItemAtPath: dir)
     }
-    let freed = CacheBudget.enforce(cacheRoot: root, budget: 150_000)
+    let (freed, remaining) = CacheBudget.enforce(cacheRoot: root, budget: 150_000)
     #expect(freed == 200_000)
+    #expect(remaining == 100_000)
     #expect(!FileManager.default.fileExists(atPath: root + "/uv/old"))
     #expect(!FileManager.default.fileExists(atPath: root + "/pip/middle"))
     #expect(FileManager.default.fileExists(atPath: root + "/uv/new/blob"))
-    #expect(CacheBudget.enforce(cacheRoot: root, budget: 150_000) == 0)
+    let again = CacheBudget.enforce(cacheRoot: root, budget: 150_000)
+    #expect(again.freed == 0)
+    #expect(again.remaining == 100_000)
   }
 
   @Test func aSymlinkInTheCacheIsRemovedNotFollowed() throws {

@@ -123,12 +123,11 @@ public actor WorkerAgent {
   private var awaitingUpload: [AttemptRef: (workspace: String, state: JobState)] = [:]
   /// Uploads an earlier run of the worker left unfinished, resumed after starting.
   private var resumeUploads: [(job: AssignedJob, workspace: String, state: JobState)] = []
-  /// The cache is being trimmed to its budget (`--cache-budget`), off the actor: walking
-  /// a cache of a few hundred thousand files takes seconds, and on the actor it held up
-  /// heartbeats, acknowledgements and every job's output. Jobs assigned meanwhile wait
-  /// for it, since it may be deleting the entries they would use.
-  private var evicting = false
-  private var waitingForEviction: [(job: AssignedJob, bundle: Data)] = []
+  /// When the cache is trimmed to its budget (`--cache-budget`), and the jobs waiting for
+  /// it. The walk runs off the actor: a cache of a few hundred thousand files takes
+  /// seconds, and on the actor it held up heartbeats, acknowledgements and every job's
+  /// output. Nil without a budget.
+  private var eviction: CacheEviction<(job: AssignedJob, bundle: Data)>?
 
   enum AgentEvent: Sendable {
     case message(WireEnvelope)
@@ -142,8 +141,9 @@ public actor WorkerAgent {
     case gpus([GPU])
     /// The steps ended and the artifacts were collected; cleanup waits for their upload.
     case collected(AttemptRef, [ArtifactFile], workspace: String, state: JobState)
-    /// The cache was trimmed to its budget, freeing this many bytes.
-    case evicted(Int64)
+    /// The cache was trimmed to its budget: the bytes freed, the cache's size after, and
+    /// the disk's free bytes then.
+    case evicted(freed: Int64, remaining: Int64, diskFree: Int64)
   }
 
   public init(configuration: WorkerConfiguration, context: ZMQContext, logger: Logger) async throws {
@@ -158,6 +158,7 @@ public actor WorkerAgent {
     // Every command of every job records its process group here.
     configuration.shellOptions.pidJournal = ShellPidJournal(directory: configuration.root + "/pids")
     self.configuration = configuration
+    eviction = configuration.cacheBudget.map { CacheEviction(budget: $0) }
     let swept = KeptWorkspaces.sweep(
       jobsRoot: configuration.root + "/jobs", now: Timestamp.now(), includeUnmarked: true,
       diskFreeAt: configuration.root)
@@ -354,19 +355,17 @@ public actor WorkerAgent {
       core.cleanedUp(ref, state: state, bytesFreed: freed, diskFreeAfter: free, reason: reason)
       if let cleanup = core.attempts[ref]?.cleanupReport { spool.report(cleanup.envelope, ref) }
       // With no job running, nothing is using the cache.
-      if jobs.isEmpty, !evicting, let budget = configuration.cacheBudget {
-        evicting = true
-        let cacheRoot = configuration.root + "/cache"
+      if jobs.isEmpty, let budget = eviction?.budget, eviction?.idle(diskFree: free, now: now) == true {
+        let root = configuration.root
         let sink = self.sink
-        Task.detached { sink.yield(.evicted(CacheBudget.enforce(cacheRoot: cacheRoot, budget: budget))) }
+        Task.detached {
+          let (freed, remaining) = CacheBudget.enforce(cacheRoot: root + "/cache", budget: budget)
+          sink.yield(.evicted(freed: freed, remaining: remaining, diskFree: HostProbe.diskFree(at: root)))
+        }
       }
-    case .evicted(let freed):
-      evicting = false
-      if freed > 0 {
-        core.updateResources(gpus: core.advert.gpus, diskFree: HostProbe.diskFree(at: configuration.root))
-      }
-      let waiting = waitingForEviction
-      waitingForEviction = []
+    case .evicted(let freed, let remaining, let diskFree):
+      if freed > 0 { core.updateResources(gpus: core.advert.gpus, diskFree: diskFree) }
+      let waiting = eviction?.walked(total: remaining, diskFree: diskFree, now: now) ?? []
       for (job, bundle) in waiting { start(job, bundle: bundle) }
     case .collected(let ref, let files, let workspace, let state):
       awaitingUpload[ref] = (workspace, state)
@@ -424,11 +423,7 @@ public actor WorkerAgent {
         loop?.resetSocket()
       case .startJob(let job, let bundle, let assignment):
         spool.assigned(job, header: assignment)
-        if evicting {
-          waitingForEviction.append((job, bundle))
-        } else {
-          start(job, bundle: bundle)
-        }
+        if eviction?.admit(job.ref, (job, bundle)) ?? true { start(job, bundle: bundle) }
       case .stopJob(let ref, let reason, let stale):
         logger.info("stopping job", metadata: ["attempt": "\(ref)", "reason": "\(reason)"])
         if stale { staleAttempts.insert(ref) }
@@ -437,9 +432,8 @@ public actor WorkerAgent {
         stopping.insert(ref)
         if held.remove(ref) != nil { sink.yield(.output(ref)) }
         jobs[ref]?.cancel()
-        if let index = waitingForEviction.firstIndex(where: { $0.job.ref == ref }) {
+        if eviction?.withdraw(ref) == true {
           // Never started: it ends here, as a job cancelled before its first step would.
-          waitingForEviction.remove(at: index)
           sink.yield(
             .ended(
               ref,

@@ -13,9 +13,9 @@ public enum CacheBudget {
     var modified: Double
   }
 
-  /// Returns the bytes freed.
+  /// Returns the bytes freed, and the cache's size after.
   @discardableResult
-  public static func enforce(cacheRoot: String, budget: Int64) -> Int64 {
+  public static func enforce(cacheRoot: String, budget: Int64) -> (freed: Int64, remaining: Int64) {
     var entries: [Entry] = []
     for tool in (try? FileManager.default.contentsOfDirectory(atPath: cacheRoot)) ?? [] {
       let toolPath = cacheRoot + "/" + tool
@@ -34,7 +34,7 @@ public enum CacheBudget {
       total -= entry.bytes
       freed += entry.bytes
     }
-    return freed
+    return (freed, total)
   }
 
   /// Apparent size of a tree, without following symlinks.

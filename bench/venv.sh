@@ -46,25 +46,29 @@ for _ in $(seq 1 200); do
 done
 
 # Runs a job to its end and prints its seconds from submit to finished, from the store's
-# times (the CLI's following adds nothing to them). A job that fails stops the benchmark.
+# times (the CLI's following adds nothing to them). A job that fails stops the benchmark,
+# and so does a provisioning job (first argument `venv`) whose environment record lacks a
+# pinned package. Usage: job_seconds venv|plain BUNDLE [SUBMIT FLAGS...]
 job_seconds() {
-  local id
+  local id check=$1
+  shift
   id=$("$bin" submit "$@" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
   if ! "$bin" logs "$id" --follow >"$data/job-$id.log" 2>&1; then :; fi
   "$bin" status "$id" --json >"$data/job-$id.json"
-  python3 - "$data/job-$id.json" "$data/job-$id.log" <<'PY'
+  python3 - "$data/job-$id.json" "$data/job-$id.log" "$check" "$data/bundle/requirements.txt" <<'PY'
 import json, sys
 from datetime import datetime
 job = json.load(open(sys.argv[1]))
 if job["state"] != "succeeded":
     tail = "".join(open(sys.argv[2]).readlines()[-20:])
     sys.exit(f"job {job['id']} {job['state']}: {job.get('error')}; the end of its log:\n{tail}")
-# Every pinned package is in the venv the job built (its environment record).
-venvs = (job.get("environment") or {}).get("venvs") or []
-text = json.dumps(venvs).lower()
-for pin in ("requests==2.32.3", "pyyaml==6.0.2", "tqdm==4.67.1") if venvs else ():
-    if pin not in text:
-        sys.exit(f"job {job['id']}: {pin} is not in the venv it built: {venvs}")
+if sys.argv[3] == "venv":
+    # Every pinned package is in the venv the job built (its environment record).
+    venvs = (job.get("environment") or {}).get("venvs") or []
+    packages = {p.lower() for venv in venvs for p in venv.get("packages", [])}
+    pins = {l.strip().lower() for l in open(sys.argv[4]) if l.strip()}
+    if not pins <= packages:
+        sys.exit(f"job {job['id']}: {sorted(pins - packages)} not in the venv it built: {venvs}")
 at = lambda key: datetime.fromisoformat(job[key].replace("Z", "+00:00")).timestamp()
 print(f"{at('finishedAt') - at('submittedAt'):.2f}")
 PY
@@ -85,15 +89,15 @@ baseline_seconds() {
   python3 -c "print(f'{$t1 - $t0:.2f}')"
 }
 
-runtime=$(job_seconds "$data/runtime.json")
+runtime=$(job_seconds plain "$data/runtime.json")
 echo "runtime install, once per worker (not counted): ${runtime} s"
-cold=$(job_seconds "$data/bundle" --entry provision.json)
+cold=$(job_seconds venv "$data/bundle" --entry provision.json)
 base_cold=$(baseline_seconds cold "$data/pip-cache")
 echo "cold: pinpool ${cold} s (uv cache empty), baseline ${base_cold} s (pip cache empty; $("$python" --version))"
 warm=()
 base_warm=()
 for r in $(seq 1 "$rounds"); do
-  warm+=("$(job_seconds "$data/bundle" --entry provision.json)")
+  warm+=("$(job_seconds venv "$data/bundle" --entry provision.json)")
   base_warm+=("$(baseline_seconds "warm-$r" "$data/pip-cache")")
   echo "warm round $r: pinpool ${warm[-1]} s, baseline ${base_warm[-1]} s"
 done

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000}
 workers=${2:-2}
-slots=${3:-8}
+slots=${3:-16}
 rounds=${ROUNDS:-1}
 source bench/common.sh
 bench_setup bench

@@ -16,24 +16,17 @@ source bench/common.sh
 bench_setup bench
 bin="$bindir/pinpool"
 root="$data"
-# Each round works in a folder of its own under $root; all of it goes on exit.
-trap 'stop_all; rm -rf "$root"' EXIT
 compiler=$(command -v cc || command -v clang || command -v gcc || true)
 floor_bin=""
 if [ -n "$compiler" ] && "$compiler" -O2 -o "$root/spawn-floor" bench/spawn-floor.c 2>"$root/spawn-floor.err"; then
   floor_bin="$root/spawn-floor"
 fi
 rate() { sed -n 's/.*jobs_per_s=\([0-9.]*\).*/\1/p' <<<"$1"; }
-median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.1f}")' "$@"; }
 
 # One round: a fresh pool (coordinator and workers), the array, its figures; then the
 # pool is stopped. Prints the round's `pinpool-array` line (and, with SHOW_CPU, its CPU).
 pinpool_round() {
-  data="$root/round-$1"
-  mkdir -p "$data"
-  pids=()
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"
+  start_round "$1"
   "$bin" coordinator --data "$data/coordinator" --bind "$PINPOOL_COORDINATOR" >"$data/coordinator.log" 2>&1 &
   pids+=($!)
   for i in $(seq 1 "$workers"); do

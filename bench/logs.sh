@@ -22,18 +22,10 @@ bench_setup logs
 bin="$bindir/pinpool"
 peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 root="$data"
-# Each round works in a folder of its own under $root; all of it goes on exit.
-trap 'stop_all; rm -rf "$root"' EXIT
-median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.1f}")' "$@"; }
 
 # One round: a fresh coordinator and worker, the job, its figures; then both stop.
 pinpool_round() {
-  data="$root/round-$1"
-  mkdir -p "$data"
-  pids=()
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  export PINPOOL_COORDINATOR="tcp://127.0.0.1:$port"
-
+  start_round "$1"
   "$bin" coordinator --data "$data/coordinator" --bind "$PINPOOL_COORDINATOR" >"$data/coordinator.log" 2>&1 &
   coordinator=$!
   pids+=("$coordinator")

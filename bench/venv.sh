@@ -17,7 +17,6 @@ source bench/common.sh
 bench_setup venv
 bin="$bindir/pinpool"
 python=$(command -v /usr/bin/python3 || command -v python3)
-median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.2f}")' "$@"; }
 
 mkdir -p "$data/bundle"
 cat >"$data/bundle/requirements.txt" <<'REQ'

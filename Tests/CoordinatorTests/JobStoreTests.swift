@@ -402,7 +402,7 @@ private func noReason(_: Int64) -> String? { nil }
         [row(1, name: "sweep[4]", args: args, requirements: Requirements(disk: 10 * GB), timeout: 60)],
         bundleHash: "h", bundle: [0x50, 0x50, 0x42, 0x31])
     ])
-    let (job, bundle) = try #require(try store.assignment(jobID: 1, attempt: 3, gpuIndices: [2]))
+    let (job, bundle) = try #require(try store.assignments([(1, 3, [2])])[0])
     #expect(job.jobID == "1")
     #expect(job.attempt == 3)
     #expect(job.name == "sweep[4]")
@@ -414,8 +414,8 @@ private func noReason(_: Int64) -> String? { nil }
     #expect(job.artifacts == ["out/*.mp4"])
     #expect(bundle == Data([0x50, 0x50, 0x42, 0x31]))
     // Cached the second time, same answer.
-    #expect(try store.assignment(jobID: 1, attempt: 3, gpuIndices: [2])?.1 == bundle)
-    #expect(try store.assignment(jobID: 2, attempt: 1, gpuIndices: []) == nil)
+    #expect(try store.assignments([(1, 3, [2])])[0]?.1 == bundle)
+    #expect(try store.assignments([(2, 1, [])])[0] == nil)
     // Several at once, in order, a missing one as nil in its place.
     let batch = try store.assignments([(1, 3, [2]), (2, 1, []), (1, 4, [0])])
     #expect(batch.map { $0?.0.attempt } == [3, nil, 4])

@@ -49,7 +49,7 @@ struct RetentionTests {
     #expect(try store.job(3, waitReason: { _ in nil }) != nil)
     #expect(try store.job(4, waitReason: { _ in nil })?.state == .queued)
     // The bundle is still used by the remaining jobs.
-    #expect(try store.assignment(jobID: 4, attempt: 1, gpuIndices: [])?.1 == Data([1, 2, 3]))
+    #expect(try store.assignments([(4, 1, [])])[0]?.1 == Data([1, 2, 3]))
     #expect(try store.pruneJobs(finishedBefore: 10_000, keep: []).count == 2)
     #expect(try store.job(4, waitReason: { _ in nil }) != nil)
   }

@@ -655,15 +655,10 @@ final class JobStore {
     return result
   }
 
-  /// The job's script and bundle for an `assign` message. Bundles are shared by the
-  /// jobs of an array, so the last few are kept in memory.
-  func assignment(jobID: Int64, attempt: Int, gpuIndices: [Int]) throws(StoreError) -> (AssignedJob, Data)? {
-    try assignments([(jobID, attempt, gpuIndices)]).first ?? nil
-  }
-
-  /// Several assignments, in order, read in one transaction: a batch assigns dozens of
-  /// jobs, and a read transaction each (begin, the WAL's read lock, commit) cost as much
-  /// as the reads.
+  /// The jobs' scripts and bundles for `assign` messages, in order (nil for a job that is
+  /// gone), read in one transaction: a batch assigns dozens of jobs, and a read
+  /// transaction each (begin, the WAL's read lock, commit) cost as much as the reads.
+  /// Bundles are shared by the jobs of an array, so the last few are kept in memory.
   func assignments(_ requests: [(jobID: Int64, attempt: Int, gpuIndices: [Int])]) throws(StoreError)
     -> [(AssignedJob, Data)?]
   {

@@ -94,17 +94,17 @@ struct WorkerCore: Sendable {
     var progressWithheld = false
     /// When the first step started, while no report has said the attempt runs.
     var runningSince: Double?
+    /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
+    var upload: ArtifactUpload?
+
+    var unackedLines: Int { nextSeq - 1 - acked }
+    var allSent: Bool { sent == nextSeq - 1 }
 
     /// Its latest step report went: nothing is held, and the coordinator knows it runs.
     mutating func progressSent() {
       progressWithheld = false
       runningSince = nil
     }
-    /// Uploading the attempt's artifacts, after its steps ended and before cleanup.
-    var upload: ArtifactUpload?
-
-    var unackedLines: Int { nextSeq - 1 - acked }
-    var allSent: Bool { sent == nextSeq - 1 }
 
     /// Numbers and keeps new lines; returns the first one's number and how many lines
     /// wait to be sent. A stale attempt takes none: nothing would send them, so it could
